@@ -1,0 +1,230 @@
+"""What the command line needs before Hydra runs: where the configs are, help, and an early override check.
+
+Hydra reports an unknown key or group option in several lines and without the allowed values; this check
+does it in one line with a suggestion, before anything is composed or written.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import fields
+from pathlib import Path
+
+from ablate.config import GROUPS, Config, ConfigError, help_of
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+TOP_KEYS = [f.name for f in fields(Config) if f.name not in GROUPS]
+
+__all__ = ["CONF_DIR", "ConfigError", "help_text", "precheck_overrides", "run_label", "validate_single_run"]
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files in ``conf/<group>/``."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def default_options() -> dict[str, str]:
+    """The default option of each group, read from the defaults list of ``conf/config.yaml``."""
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").get("defaults", [])
+    chosen: dict[str, str] = {}
+    for entry in defaults:
+        if not isinstance(entry, str) and len(entry) == 1:
+            (key, value), = entry.items()
+            if key in GROUPS:
+                chosen[key] = str(value)
+    return chosen
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _values(override: object) -> list[str] | None:
+    """The string values of an override (every value of a choice/range sweep), or None if not listable."""
+    if override.is_sweep_override():  # type: ignore[attr-defined]
+        if override.is_discrete_sweep():  # type: ignore[attr-defined]
+            return [str(v) for v in override.sweep_string_iterator()]  # type: ignore[attr-defined]
+        return None
+    return [str(override.value())]  # type: ignore[attr-defined]
+
+
+def _raw_values(override: object) -> list[object]:
+    """Every parsed value of an override (each element of a choice sweep); empty for ranges and globs."""
+    if override.is_sweep_override():  # type: ignore[attr-defined]
+        return list(override.sweep_iterator()) if override.is_discrete_sweep() else []  # type: ignore[attr-defined]
+    return [override.value()]  # type: ignore[attr-defined]
+
+
+def precheck_overrides(args: list[str]) -> None:
+    """Check the ``key=value`` overrides among ``args`` against the schemas; raise ConfigError on a mistake."""
+    if not CONF_DIR.is_dir():
+        raise ConfigError(
+            f"ablate's config directory {CONF_DIR} is missing; install ablate from a checkout with "
+            "`pip install -e .` so that conf/ sits next to the package"
+        )
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parsed, _ = get_args_parser().parse_known_args(args)
+    try:
+        overrides = OverridesParser.create().parse_overrides(parsed.overrides)
+    except HydraException as err:
+        raise ConfigError(f"cannot parse the overrides: {str(err).splitlines()[0]}") from None
+    chosen = {group: [option] for group, option in default_options().items()}
+    for o in overrides:  # group choices first: nested keys are checked against the chosen options
+        if o.key_or_group in GROUPS and not o.is_delete():
+            options = group_options(o.key_or_group)
+            values = _values(o)
+            for value in values or []:
+                if value not in options:
+                    raise ConfigError(
+                        f"{o.key_or_group}={value} is not an option: {_suggest(value, options)}"
+                        f"choose one of {', '.join(options)} (files in conf/{o.key_or_group}/)"
+                    )
+            if values:
+                chosen[o.key_or_group] = values
+    for o in overrides:
+        key = o.key_or_group
+        if key in GROUPS or o.is_hydra_override() or key.startswith("hydra/"):
+            continue
+        if o.is_add() and (CONF_DIR / key).is_dir():
+            continue  # an extra config group added with +group=option
+        head, _, rest = key.partition(".")
+        raw = _raw_values(o)
+        if not rest:
+            if head not in TOP_KEYS:
+                groups = ", ".join(GROUPS)
+                raise ConfigError(
+                    f"unknown config key '{key}': {_suggest(head, TOP_KEYS + list(GROUPS))}top-level keys are "
+                    f"{', '.join(TOP_KEYS)}; config groups are {groups} (see python -m ablate --help)"
+                )
+            _check_value(Config, head, "", raw)
+            continue
+        if head not in GROUPS:
+            raise ConfigError(
+                f"unknown config key '{key}': '{head}' is not a config group; "
+                f"{_suggest(head, list(GROUPS))}groups are {', '.join(GROUPS)}"
+            )
+        for option in chosen.get(head, []):
+            schema = GROUPS[head].get(option)
+            if schema is None:
+                continue
+            names = [f.name for f in fields(schema)]
+            if rest not in names:
+                raise ConfigError(
+                    f"unknown config key '{key}' for {head}={option}: {_suggest(rest, names)}"
+                    f"its keys are {', '.join(names)}"
+                )
+            _check_value(schema, rest, f"{head}.", raw)
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _check_value(schema: type, key: str, prefix: str, raw: list[object]) -> None:
+    """Assign each value to a fresh structured node of ``schema``, so a wrong type fails here in one line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ValidationError
+
+    node = OmegaConf.structured(schema)
+    for value in raw:
+        try:
+            node[key] = value
+        except ValidationError:
+            kind = node._get_node(key)._metadata.ref_type  # type: ignore[union-attr]
+            name = _TYPE_WORDS.get(kind, getattr(kind, "__name__", str(kind)))
+            raise ConfigError(f"{prefix}{key}={value} is not allowed: {prefix}{key} takes {name}") from None
+
+
+def validate_single_run(args: list[str]) -> None:
+    """Compose and validate a single run's config before Hydra creates its output directory."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.errors import HydraException
+
+    from ablate.config import register_configs, to_typed
+
+    parsed, _ = get_args_parser().parse_known_args(args)
+    if parsed.multirun or parsed.cfg or parsed.info or parsed.help or parsed.hydra_help:
+        return  # studies are validated run by run by the sweeper before any starts
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=parsed.overrides)
+    except HydraException as err:
+        cause = err.__cause__ or err
+        raise ConfigError(str(cause).strip().splitlines()[0]) from None
+    to_typed(cfg)
+
+
+def run_label(overrides: list[str], job_num: int | None) -> str:
+    """A short, readable name of a run: its job number and its overrides (``#2 warmup=500``)."""
+    text = " ".join(overrides) if overrides else "defaults"
+    return f"#{job_num} {text}" if job_num is not None else text
+
+
+def help_text() -> str:
+    """``python -m ablate --help``: usage, config groups with their options, and every key with its help."""
+
+    from omegaconf import OmegaConf
+
+    def values(path: Path, key: str) -> str:
+        node = OmegaConf.load(path)
+        return str(node[key]) if key in node else "?"
+
+    def describe(schema: type, group: str, options: list[str]) -> list[str]:
+        out = []
+        for f in fields(schema):
+            if f.name == "name":
+                continue
+            shown = ", ".join(
+                f"{o}: {values(CONF_DIR / group / f'{o}.yaml', f.name)}" if len(options) > 1
+                else values(CONF_DIR / group / f"{o}.yaml", f.name)
+                for o in options
+            )
+            out.append(f"  {group + '.' + f.name:<30} {f.metadata.get('help', '')} [{shown}]")
+        return out
+
+    defaults = default_options()
+    lines = [
+        "ablate: learning-rate warmup ablation studies.",
+        "",
+        "usage:",
+        "  python -m ablate [key=value ...]                 one run",
+        "  python -m ablate -m key=v1,v2 [key=v1,v2 ...]     a study: every combination, one run each",
+        "  python -m ablate --cfg job [key=value ...]       print the composed config and exit",
+        "",
+        "examples:",
+        "  python -m ablate -m warmup=0,100,500",
+        "  python -m ablate -m optimizer=sgd,adam warmup=0,100 seed=0,1,2 schedule=cosine",
+        "",
+        "config groups (group=option; default marked *):",
+    ]
+    for group in GROUPS:
+        options = [o + ("*" if o == defaults.get(group) else "") for o in group_options(group)]
+        lines.append(f"  {group:<30} {', '.join(options)}")
+    lines += ["", "top-level keys [default, from conf/config.yaml]:"]
+    top = help_of(Config)
+    primary = OmegaConf.load(CONF_DIR / "config.yaml")
+    lines += [f"  {k:<30} {top[k]} [{OmegaConf.to_container(primary)[k]}]" for k in TOP_KEYS]
+    lines += ["", "group keys, group.key=value [default per option, from conf/<group>/<option>.yaml]:"]
+    seen: set[type] = set()
+    for group, options in GROUPS.items():
+        for option, schema in options.items():
+            if schema in seen:
+                continue
+            seen.add(schema)
+            same = [o for o, s in options.items() if s is schema]
+            lines.append(f" {group}={', '.join(same)}:")
+            lines += describe(schema, group, same)
+    lines += [
+        "",
+        "Runs write their record (config.yaml, metrics.jsonl, result.json) to outputs/runs/<time>/; a study",
+        "writes one directory per run and summary.csv to outputs/studies/<date>/<time>/.",
+        "Hydra's own flags: python -m ablate --hydra-help",
+    ]
+    return "\n".join(lines)

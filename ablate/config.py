@@ -1,0 +1,369 @@
+"""Typed configuration: dataclass schemas, their ConfigStore registration, and validation.
+
+The YAML files under ``conf/`` hold the values; the dataclasses here hold the types and a help string per
+field. Each YAML option extends its schema (``defaults: [/schema/<group>/<option>@_here_, _self_]``), so
+Hydra rejects a typo'd key or a wrongly typed value while composing.
+
+``to_typed`` turns a composed ``DictConfig`` into plain dataclass objects once, at the entry, and
+``validate`` checks the cross-field rules; both raise ``ConfigError`` with a one-line message that names the
+bad value, what is allowed and how to fix it. Below the entry nothing reads a ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A user mistake in the configuration; its message is one line and is shown without a traceback."""
+
+
+def _help(text: str, default: Any = MISSING) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+# ----------------------------------------------------------------------------------------------- model
+@dataclass
+class MLPConfig:
+    name: str = _help("model family")
+    hidden_sizes: list[int] = field(default_factory=lambda: [], metadata={"help": "width of each hidden layer"})
+    activation: str = _help("hidden activation: relu, gelu or tanh")
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class ClustersConfig:
+    name: str = _help("dataset")
+    seed: int = _help("seed of the generated dataset (fixed across runs; `seed` varies init and batch order)")
+    n_train: int = _help("training examples")
+    n_eval: int = _help("held-out examples")
+    n_features: int = _help("input dimension")
+    n_classes: int = _help("number of labels")
+    clusters_per_class: int = _help("Gaussian clusters per label (the groups used by data skew)")
+    center_scale: float = _help("standard deviation of the cluster centres")
+    noise_scale: float = _help("standard deviation of each example around its centre")
+
+
+@dataclass
+class DigitsConfig:
+    name: str = _help("dataset")
+    seed: int = _help("seed of the train/held-out split")
+    eval_fraction: float = _help("share of the 1797 digits held out for evaluation")
+
+
+# ------------------------------------------------------------------------------------------- optimizer
+@dataclass
+class SGDConfig:
+    name: str = _help("optimizer")
+    default_lr: float = _help("peak learning rate used when `lr` is not given")
+    weight_decay: float = _help("L2 penalty added to the gradient")
+
+
+@dataclass
+class MomentumConfig:
+    name: str = _help("optimizer")
+    default_lr: float = _help("peak learning rate used when `lr` is not given")
+    momentum: float = _help("momentum coefficient")
+    nesterov: bool = _help("use Nesterov momentum")
+    dampening: float = _help("dampening of the momentum buffer (must be 0 with nesterov)")
+    weight_decay: float = _help("L2 penalty added to the gradient")
+
+
+@dataclass
+class AdamConfig:
+    name: str = _help("optimizer (adam, adamw or radam share this schema)")
+    default_lr: float = _help("peak learning rate used when `lr` is not given")
+    beta1: float = _help("decay of the first-moment estimate")
+    beta2: float = _help("decay of the second-moment estimate; warmup=auto uses ceil(2/(1-beta2))")
+    eps: float = _help("added to sqrt(v_hat) in the denominator")
+    weight_decay: float = _help("L2 penalty (adam, radam) or decoupled decay (adamw)")
+    amsgrad: bool = _help("use the AMSGrad maximum of v (adam and adamw only)")
+
+
+@dataclass
+class RMSpropConfig:
+    name: str = _help("optimizer")
+    default_lr: float = _help("peak learning rate used when `lr` is not given")
+    alpha: float = _help("decay of the squared-gradient average (plays the role of beta2 for warmup=auto)")
+    eps: float = _help("added to the denominator")
+    momentum: float = _help("momentum coefficient")
+    centered: bool = _help("divide by the variance estimate instead of the raw second moment")
+    weight_decay: float = _help("L2 penalty added to the gradient")
+
+
+# -------------------------------------------------------------------------------------------- schedule
+@dataclass
+class ConstantScheduleConfig:
+    name: str = _help("base schedule after warmup: the peak learning rate throughout")
+
+
+@dataclass
+class DecayScheduleConfig:
+    name: str = _help("base schedule after warmup: cosine or linear decay to a floor")
+    min_lr_fraction: float = _help("floor as a fraction of the peak learning rate, in [0, 1]")
+
+
+@dataclass
+class InverseSqrtScheduleConfig:
+    name: str = _help("base schedule after warmup: peak * sqrt(timescale / (s + timescale))")
+    timescale_steps: int = _help("steps after warmup at which the rate has fallen to peak / sqrt(2)")
+
+
+# --------------------------------------------------------------------------------------------- tracker
+@dataclass
+class LocalTrackerConfig:
+    name: str = _help("tracker preset")
+    progress: str = _help("console output: auto (a bar on a terminal, a line per run otherwise), bar, line, off")
+
+
+# ----------------------------------------------------------------------------------------------- top
+@dataclass
+class Config:
+    model: Any = _help("model config group")
+    data: Any = _help("dataset config group")
+    optimizer: Any = _help("optimizer config group")
+    schedule: Any = _help("base schedule after warmup (config group)")
+    tracker: Any = _help("where run events go (config group)")
+    warmup: Any = _help("warmup length W in optimizer steps (int >= 0), or 'auto' = ceil(2/(1-beta2))")
+    warmup_shape: str = _help("warmup ramp: linear, constant, exponential, or none (no warmup whatever W)")
+    warmup_start_fraction: float = _help("constant: the rate during warmup; exponential: the start, as fraction of lr")
+    lr: float = _help("peak learning rate p (defaults to the optimizer's default_lr)")
+    steps: int = _help("total optimizer steps T, warmup included")
+    batch_size: int = _help("examples per training batch")
+    seed: int = _help("seed of model init and batch order")
+    eval_every: int = _help("evaluate on the held-out split every this many steps (and at the end)")
+    diverge_factor: float = _help("stop as diverged when the train loss exceeds this multiple of its first value")
+    device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
+
+
+GROUPS: dict[str, dict[str, type]] = {
+    "model": {"mlp": MLPConfig},
+    "data": {"clusters": ClustersConfig, "digits": DigitsConfig},
+    "optimizer": {
+        "sgd": SGDConfig,
+        "momentum": MomentumConfig,
+        "adam": AdamConfig,
+        "adamw": AdamConfig,
+        "radam": AdamConfig,
+        "rmsprop": RMSpropConfig,
+    },
+    "schedule": {
+        "constant": ConstantScheduleConfig,
+        "cosine": DecayScheduleConfig,
+        "linear": DecayScheduleConfig,
+        "inverse_sqrt": InverseSqrtScheduleConfig,
+    },
+    "tracker": {"local": LocalTrackerConfig},
+}
+"""Every option of every config group and its schema; ``conf/<group>/<option>.yaml`` must match."""
+
+WARMUP_SHAPES = ("linear", "constant", "exponential", "none")
+ACTIVATIONS = ("relu", "gelu", "tanh")
+PROGRESS_MODES = ("auto", "bar", "line", "off")
+DIGITS_TOTAL = 1797  # examples in scikit-learn's bundled 8x8 digits
+
+# Keys that do not change what a run computes, left out of its identity (run_id).
+_NOT_IDENTITY = ("tracker",)
+
+
+def register_configs() -> None:
+    """Register the schemas in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    for group, options in GROUPS.items():
+        for option, schema in options.items():
+            cs.store(group=f"schema/{group}", name=option, node=schema)
+    from hydra_plugins.ablate_sweeper.ablate_sweeper import ValidatingSweeperConf
+
+    cs.store(group="hydra/sweeper", name="ablate", node=ValidatingSweeperConf)
+
+
+def help_of(schema: type) -> dict[str, str]:
+    """Field name -> help string of a schema dataclass."""
+    return {f.name: f.metadata.get("help", "") for f in fields(schema)}
+
+
+# ------------------------------------------------------------------------------------- typed objects
+def to_typed(cfg: DictConfig) -> Config:
+    """Resolve a composed config into dataclass objects and validate it; raises ConfigError."""
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ConfigError(f"invalid config: {first_line}") from None
+    assert isinstance(config, Config)
+    validate(config)
+    return config
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(c: Config) -> None:
+    """Cross-field and range checks, each failing with a one-line message and its fix."""
+    _check(
+        isinstance(c.steps, int) and c.steps >= 1,
+        f"steps={c.steps} is not allowed: total steps must be an integer >= 1; set e.g. steps=1000",
+    )
+    warmup_steps = resolve_warmup_steps(c)  # checks the warmup value itself
+    _check(
+        warmup_steps < c.steps,
+        f"warmup={c.warmup}{f' ({warmup_steps} steps)' if c.warmup == 'auto' else ''} is not allowed with "
+        f"steps={c.steps}: warmup counts inside "
+        f"the total, so it must be < steps; lower warmup or raise steps above {warmup_steps}",
+    )
+    _check(
+        c.warmup_shape in WARMUP_SHAPES,
+        f"warmup_shape={c.warmup_shape} is not allowed: choose one of {', '.join(WARMUP_SHAPES)}",
+    )
+    _check(
+        0.0 < c.warmup_start_fraction <= 1.0,
+        f"warmup_start_fraction={c.warmup_start_fraction} is not allowed: it must be in (0, 1]; e.g. 0.1",
+    )
+    _check(
+        math.isfinite(c.lr) and c.lr > 0,
+        f"lr={c.lr} is not allowed: the peak learning rate must be a finite number > 0; e.g. lr=1e-3",
+    )
+    _check(
+        c.batch_size >= 1,
+        f"batch_size={c.batch_size} is not allowed: it must be an integer >= 1; e.g. batch_size=64",
+    )
+    _check(
+        c.eval_every >= 1,
+        f"eval_every={c.eval_every} is not allowed: it must be an integer >= 1 (steps between evaluations)",
+    )
+    _check(
+        c.diverge_factor > 1,
+        f"diverge_factor={c.diverge_factor} is not allowed: it must be > 1 (use inf to stop only on NaN/inf)",
+    )
+    _check(
+        c.device == "auto" or c.device == "cpu" or c.device == "cuda" or c.device.startswith("cuda:"),
+        f"device={c.device} is not allowed: choose auto, cpu, cuda or cuda:<index>",
+    )
+    _validate_groups(c)
+
+
+def _validate_groups(c: Config) -> None:
+    m = c.model
+    _check(
+        all(isinstance(h, int) and h >= 1 for h in m.hidden_sizes),
+        f"model.hidden_sizes={m.hidden_sizes} is not allowed: widths must be integers >= 1, e.g. [128,128]",
+    )
+    _check(
+        m.activation in ACTIVATIONS,
+        f"model.activation={m.activation} is not allowed: choose one of {', '.join(ACTIVATIONS)}",
+    )
+    d = c.data
+    if isinstance(d, ClustersConfig):
+        for key in ("n_train", "n_eval", "n_features", "n_classes", "clusters_per_class"):
+            value = getattr(d, key)
+            _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
+        _check(d.n_classes >= 2, f"data.n_classes={d.n_classes} is not allowed: it must be >= 2")
+        _check(
+            c.batch_size <= d.n_train,
+            f"batch_size={c.batch_size} is not allowed with data.n_train={d.n_train}: a batch cannot exceed "
+            "the training set; lower batch_size",
+        )
+    if isinstance(d, DigitsConfig):
+        _check(
+            0.0 < d.eval_fraction < 1.0,
+            f"data.eval_fraction={d.eval_fraction} is not allowed: it must be in (0, 1), e.g. 0.25",
+        )
+        n_train = DIGITS_TOTAL - round(DIGITS_TOTAL * d.eval_fraction)
+        _check(
+            c.batch_size <= n_train,
+            f"batch_size={c.batch_size} is not allowed with data=digits: its training split has {n_train} "
+            "examples; lower batch_size",
+        )
+    o = c.optimizer
+    for key in ("beta1", "beta2", "alpha", "momentum"):
+        if hasattr(o, key):
+            value = getattr(o, key)
+            _check(0.0 <= value < 1.0, f"optimizer.{key}={value} is not allowed: it must be in [0, 1)")
+    if hasattr(o, "eps"):
+        _check(o.eps > 0, f"optimizer.eps={o.eps} is not allowed: it must be > 0, e.g. 1e-8")
+    _check(o.weight_decay >= 0, f"optimizer.weight_decay={o.weight_decay} is not allowed: it must be >= 0")
+    if isinstance(o, MomentumConfig) and o.nesterov:
+        _check(
+            o.dampening == 0,
+            f"optimizer.dampening={o.dampening} is not allowed with nesterov=true: set optimizer.dampening=0",
+        )
+    if isinstance(o, AdamConfig) and o.name == "radam":
+        _check(not o.amsgrad, "optimizer.amsgrad=true is not allowed with optimizer=radam: set amsgrad=false")
+    s = c.schedule
+    if isinstance(s, DecayScheduleConfig):
+        _check(
+            0.0 <= s.min_lr_fraction <= 1.0,
+            f"schedule.min_lr_fraction={s.min_lr_fraction} is not allowed: it must be in [0, 1]",
+        )
+    if isinstance(s, InverseSqrtScheduleConfig):
+        _check(
+            s.timescale_steps >= 1,
+            f"schedule.timescale_steps={s.timescale_steps} is not allowed: it must be an integer >= 1",
+        )
+    _check(
+        c.tracker.progress in PROGRESS_MODES,
+        f"tracker.progress={c.tracker.progress} is not allowed: choose one of {', '.join(PROGRESS_MODES)}",
+    )
+
+
+def second_moment_decay(optimizer: Any) -> float | None:
+    """The optimizer's second-moment decay (Adam's beta2, RMSProp's alpha), or None if it has none."""
+    if isinstance(optimizer, AdamConfig):
+        return optimizer.beta2
+    if isinstance(optimizer, RMSpropConfig):
+        return optimizer.alpha
+    return None
+
+
+def resolve_warmup_steps(c: Config) -> int:
+    """Warmup length W in steps.
+
+    ``warmup`` is an int >= 0, or ``auto``: the untuned rule ``W = ceil(2 / (1 - beta2))`` of Ma & Yarats
+    (2021), e.g. 2000 steps for beta2 = 0.999 (RMSProp's ``alpha`` stands in for beta2). ``warmup_shape=none``
+    means no warmup whatever W says, so it resolves to 0.
+    """
+    if c.warmup == "auto":
+        beta2 = second_moment_decay(c.optimizer)
+        _check(
+            beta2 is not None,
+            f"warmup=auto is not allowed with optimizer={c.optimizer.name}: the rule ceil(2/(1-beta2)) needs a "
+            "second-moment decay (adam, adamw, radam, rmsprop); set warmup to a number of steps",
+        )
+        assert beta2 is not None
+        _check(beta2 > 0, f"warmup=auto needs beta2 > 0, got optimizer beta2={beta2}; set warmup to a number")
+        steps = math.ceil(2.0 / (1.0 - beta2) - 1e-9)  # tolerance: 2/(1-0.999) is 2000.0000000000018
+    else:
+        _check(
+            isinstance(c.warmup, int) and not isinstance(c.warmup, bool) and c.warmup >= 0,
+            f"warmup={c.warmup} is not allowed: it must be an integer number of steps >= 0, or auto",
+        )
+        steps = c.warmup
+    return 0 if c.warmup_shape == "none" else steps
+
+
+def config_dict(c: Config) -> dict[str, Any]:
+    """The config as nested plain dicts (JSON-serialisable)."""
+    return asdict(c)
+
+
+def run_id(c: Config) -> str:
+    """Stable identity of a run: sha256 of the canonical JSON of its config without tracker settings.
+
+    Output paths are not part of ``Config`` at all (they live in Hydra's own node), so two runs with the
+    same factors get the same id wherever they were written.
+    """
+    d = {k: v for k, v in config_dict(c).items() if k not in _NOT_IDENTITY}
+    canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,18 @@
+"""Metric names: an API shared by the loop, the trackers and the analysis. Defined here once.
+
+Step semantics: ``theta_t`` are the parameters after ``t`` updates. The record line of step ``t`` holds
+``train/*`` and ``opt/*`` of update ``t`` (the batch loss at ``theta_t``, the rate used, the gradient at
+``theta_t``, and the step ``theta_t -> theta_{t+1}``) and, at evaluation steps, ``eval/*`` at ``theta_t``.
+The final evaluation, of ``theta_T``, is the line of step ``T`` (one past the last update).
+"""
+
+TRAIN_LOSS = "train/loss"  # mean cross-entropy of the step's batch (nats)
+TRAIN_ACC = "train/acc"  # share of the batch classified correctly, before the update
+EVAL_LOSS = "eval/loss"  # mean cross-entropy over the held-out split (nats)
+EVAL_ACC = "eval/acc"  # held-out accuracy
+LR = "opt/lr"  # learning rate read back from the optimizer's first param group
+GRAD_NORM = "opt/grad_norm"  # global L2 norm of the gradient
+UPDATE_RATIO = "opt/update_ratio"  # ||theta_{t+1} - theta_t|| / ||theta_t|| over all parameters
+STEP_TIME = "sys/step_time"  # seconds for the update: batch, forward, backward, optimizer step
+
+ALL = (TRAIN_LOSS, TRAIN_ACC, EVAL_LOSS, EVAL_ACC, LR, GRAD_NORM, UPDATE_RATIO, STEP_TIME)

@@ -1,0 +1,91 @@
+"""A run's life cycle: open its record, train, and always close it with a status.
+
+``completed`` and ``diverged`` come from the loop; any exception becomes ``failed`` with its traceback in
+``result.json``, so one broken run never takes a study down and never leaves a record half-written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from ablate.config import Config, config_dict, resolve_warmup_steps, run_id
+from ablate.runtime import atomic_write_text, pick_device, provenance
+from ablate.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Console, RunRecord, Trackers
+from ablate.train import train
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def set_aside_old_record(run_dir: Path) -> Path | None:
+    """Move an earlier record in ``run_dir`` to ``run_dir/superseded/<time>/`` instead of mixing or losing it."""
+    old = [run_dir / name for name in (RESULT_FILE, METRICS_FILE, CONFIG_FILE) if (run_dir / name).exists()]
+    if not old:
+        return None
+    target = run_dir / "superseded" / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    target.mkdir(parents=True)
+    for path in old:
+        shutil.move(str(path), target / path.name)
+    return target
+
+
+def execute(config: Config, run_dir: Path, label: str, overrides: list[str], study: dict[str, Any]) -> str:
+    """Run one training job into ``run_dir`` and return its status (completed, diverged or failed)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_aside_old_record(run_dir)
+    atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config_dict(config))))
+    info: dict[str, Any] = {
+        "run_id": run_id(config),
+        "label": label,
+        "run_dir": str(run_dir),
+        "overrides": overrides,
+        "study": study,
+        "warmup_steps": resolve_warmup_steps(config),
+        "started_at": _now(),
+    }
+    record = RunRecord(run_dir)
+    trackers = Trackers([record, Console(config.tracker.progress, config.steps, label)])
+    tic = time.perf_counter()
+    result: dict[str, Any] = dict(info)
+    try:
+        device = pick_device(config.device)
+        info["provenance"] = provenance(device)
+        trackers.start(info)
+        outcome = train(config, device, trackers.log)
+        result.update(
+            status=outcome.status,
+            summary={
+                **outcome.summary,
+                "steps_completed": outcome.steps_completed,
+                "diverged_step": outcome.diverged_step,
+                "divergence_reason": outcome.divergence_reason,
+            },
+        )
+    except KeyboardInterrupt:
+        result.update(status="failed", error="interrupted (KeyboardInterrupt)", traceback=traceback.format_exc())
+        _close(trackers, result, info, tic)
+        raise
+    except Exception as err:  # a failed run is recorded, never propagated: the study goes on
+        first = (str(err).strip().splitlines() or [""])[0]
+        result.update(status="failed", error=f"{type(err).__name__}: {first}", traceback=traceback.format_exc())
+    _close(trackers, result, info, tic)
+    return result["status"]
+
+
+def _close(trackers: Trackers, result: dict[str, Any], info: dict[str, Any], tic: float) -> None:
+    result.setdefault("summary", {})
+    result.update(provenance=info.get("provenance"), ended_at=_now(), wall_time_s=time.perf_counter() - tic)
+    for tracker in trackers.trackers:  # the run record first; a tracker failing at the end costs nothing else
+        try:
+            tracker.finish(result)
+        except Exception as err:
+            warnings.warn(f"{type(tracker).__name__} failed to finish: {err}", stacklevel=1)

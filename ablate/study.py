@@ -1,0 +1,129 @@
+"""A study: the runs of one multirun in one sweep directory, and its ``summary.csv``.
+
+``StudySummaryCallback`` is a Hydra callback. At the start of a multirun it stamps the sweep directory with
+a fresh ``multirun_id`` in ``study.json``; every run copies that stamp into its ``result.json``. At the end
+it writes ``summary.csv`` from the run records carrying this stamp (one row per run: swept factors, status,
+summary metrics), so records left in the directory by an earlier multirun are never mixed in silently: they
+are counted and named in a warning instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from ablate.runtime import atomic_write_json, atomic_write_text
+from ablate.tracking import RESULT_FILE
+
+STUDY_FILE = "study.json"
+SUMMARY_FILE = "summary.csv"
+SUMMARY_METRICS = (
+    "final_eval_loss", "final_eval_acc", "best_eval_loss", "best_eval_acc", "final_train_loss",
+    "steps_completed", "diverged_step",
+)
+
+
+def read_study_stamp(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / STUDY_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def parse_override(override: str) -> tuple[str, str]:
+    """``"+optimizer.beta2=0.99"`` -> ``("optimizer.beta2", "0.99")``."""
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def run_records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every ``result.json`` under ``sweep_dir`` (superseded records excluded), with its run directory."""
+    found = []
+    for path in sorted(sweep_dir.rglob(RESULT_FILE)):
+        if "superseded" in path.relative_to(sweep_dir).parts:
+            continue
+        try:
+            found.append((path.parent, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"warning: unreadable run record {path}: {err}", file=sys.stderr)
+    return found
+
+
+def summary_rows(sweep_dir: Path, multirun_id: str) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Rows of this multirun's runs, and the run directories that belong to other multiruns."""
+    rows, stale = [], []
+    for run_dir, result in run_records(sweep_dir):
+        if (result.get("study") or {}).get("multirun_id") != multirun_id:
+            stale.append(run_dir)
+            continue
+        row: dict[str, Any] = {"run": str(run_dir.relative_to(sweep_dir))}
+        row.update(parse_override(o) for o in result.get("overrides", []))
+        summary = result.get("summary") or {}
+        row.update(status=result.get("status"), run_id=result.get("run_id"))
+        row.update({key: summary.get(key) for key in SUMMARY_METRICS})
+        row.update(wall_time_s=result.get("wall_time_s"), error=result.get("error"))
+        rows.append(row)
+    return rows, stale
+
+
+def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def report(rows: list[dict[str, Any]], stale: list[Path], summary_path: Path) -> str:
+    counts = Counter(str(row["status"]) for row in rows)
+    lines = [f"study: {len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    for row in rows:
+        if row["status"] not in ("completed", "diverged"):
+            lines.append(f"  {row['status']}: run {row['run']}: {row.get('error') or 'no result'}")
+    if stale:
+        lines.append(
+            f"  note: {len(stale)} run record(s) from an earlier multirun in this directory were left out of "
+            f"{SUMMARY_FILE}: {', '.join(p.name for p in stale[:8])}{' ...' if len(stale) > 8 else ''}"
+        )
+    lines.append(f"summary: {summary_path}")
+    return "\n".join(lines)
+
+
+class StudySummaryCallback(Callback):
+    """Stamps the sweep directory at the start of a multirun and writes ``summary.csv`` at its end."""
+
+    failed_runs = 0  # of the last multirun in this process; ``python -m ablate`` exits non-zero if > 0
+
+    def __init__(self) -> None:
+        self.multirun_id = ""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.multirun_id = uuid.uuid4().hex
+        stamp = {
+            "multirun_id": self.multirun_id,
+            "sweep_dir": str(sweep_dir.resolve()),
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "argv": sys.argv,
+        }
+        atomic_write_json(sweep_dir / STUDY_FILE, stamp)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows, stale = summary_rows(sweep_dir, self.multirun_id)
+        write_summary(sweep_dir / SUMMARY_FILE, rows)
+        StudySummaryCallback.failed_runs = sum(row["status"] != "completed" and row["status"] != "diverged"
+                                               for row in rows)
+        print(report(rows, stale, sweep_dir / SUMMARY_FILE), file=sys.stderr, flush=True)

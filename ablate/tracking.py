@@ -1,0 +1,126 @@
+"""Trackers: where a run's events go. The loop calls ``log``; it knows nothing about files or W&B.
+
+A tracker gets ``start(info)`` once, ``log(step, metrics)`` for every step, and ``finish(result)`` once with
+the run's final ``result.json`` content. The run record tracker is always on and is the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from ablate import metrics as M
+from ablate.runtime import atomic_write_json, finite_or_none
+
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+CONFIG_FILE = "config.yaml"
+
+
+class Tracker(Protocol):
+    def start(self, info: dict[str, Any]) -> None: ...
+
+    def log(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def finish(self, result: dict[str, Any]) -> None: ...
+
+
+class RunRecord:
+    """The local run record: ``metrics.jsonl`` streamed line by line, ``result.json`` replaced atomically.
+
+    Each metrics line is one JSON object ``{"step": t, "<metric>": value, ...}`` written with a single
+    ``write`` and flushed, so a run killed at any moment leaves only whole lines plus at most one partial
+    last line, which readers skip. ``result.json`` says ``running`` from the start and is replaced by the
+    final result at the end; a record still saying ``running`` after its process died was killed.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._file: TextIO | None = None
+        self._info: dict[str, Any] = {}
+
+    def start(self, info: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._info = info
+        atomic_write_json(self.run_dir / RESULT_FILE, {**info, "status": "running"})
+        self._file = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115 closed in finish
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        assert self._file is not None, "RunRecord.log before start"
+        line = {"step": step, **{k: finite_or_none(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(line, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def finish(self, result: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        atomic_write_json(self.run_dir / RESULT_FILE, result)
+
+
+class Console:
+    """A progress bar per run on a terminal, otherwise one summary line per run (``tracker.progress``)."""
+
+    def __init__(self, mode: str, total_steps: int, label: str, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self.stream.isatty() else "line"
+        self.mode = mode
+        self.total_steps = total_steps
+        self.label = label
+        self._bar: Any = None
+
+    def start(self, info: dict[str, Any]) -> None:
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total_steps, desc=self.label, file=self.stream, unit="step",
+                             dynamic_ncols=True, leave=True, mininterval=0.2)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if self._bar is not None and step < self.total_steps:
+            self._bar.update(1)
+            if M.EVAL_LOSS in metrics:
+                self._bar.set_postfix({"eval/loss": f"{metrics[M.EVAL_LOSS]:.4f}"}, refresh=False)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self.mode != "off":
+            print(summary_line(result), file=self.stream, flush=True)
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """``[label] completed: eval/loss 0.41 eval/acc 0.87 (1000 steps, 2.1 s) -> <run dir>``."""
+    s = result.get("summary") or {}
+    parts = [f"[{result.get('label', '')}] {result['status']}"]
+    if result["status"] == "failed":
+        parts.append(f": {result.get('error', '')}")
+    elif s.get("final_eval_loss") is not None:
+        parts.append(f": eval/loss {s['final_eval_loss']:.4f} eval/acc {s['final_eval_acc']:.4f}")
+    if result["status"] == "diverged":
+        parts.append(f" at step {s.get('diverged_step')}: {s.get('divergence_reason')}")
+    parts.append(f" ({s.get('steps_completed', 0)} steps, {result.get('wall_time_s', 0):.1f} s)")
+    parts.append(f" -> {result.get('run_dir', '')}")
+    return "".join(parts)
+
+
+class Trackers:
+    """Fans events out to several trackers, in order."""
+
+    def __init__(self, trackers: list[Tracker]) -> None:
+        self.trackers = trackers
+
+    def start(self, info: dict[str, Any]) -> None:
+        for t in self.trackers:
+            t.start(info)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        for t in self.trackers:
+            t.log(step, metrics)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        for t in self.trackers:
+            t.finish(result)

@@ -1,0 +1,165 @@
+"""The one training loop. It reads top to bottom; its pieces are plain functions with explicit inputs."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ablate import metrics as M
+from ablate.config import Config
+from ablate.data import Dataset, IIDBatchSampler, build_dataset
+from ablate.models import build_model
+from ablate.optim import build_optimizer, set_lr
+from ablate.runtime import derive_seed, seed_everything
+from ablate.schedules import Schedule, build_schedule
+
+LogFn = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class Outcome:
+    """How a training run ended. ``diverged`` is a result, not an error."""
+
+    status: str  # "completed" or "diverged"
+    steps_completed: int
+    diverged_step: int | None = None
+    divergence_reason: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Parts:
+    """Everything a run trains with, built from the config."""
+
+    data: Dataset
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    sampler: IIDBatchSampler
+
+
+def build(config: Config, device: torch.device) -> Parts:
+    seed_everything(config.seed)
+    data = build_dataset(config.data, device)
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    model = build_model(config.model, data.n_features, data.n_classes).to(device)
+    optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr)
+    sampler = IIDBatchSampler(data.n_train, config.batch_size, config.seed, device)
+    return Parts(data, model, optimizer, build_schedule(config), sampler)
+
+
+def loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy (nats) and accuracy of ``model`` on ``(x, y)``."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), (logits.argmax(dim=1) == y).float().mean()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset) -> dict[str, float]:
+    model.eval()
+    loss, acc = loss_and_accuracy(model, data.eval_x, data.eval_y)
+    model.train()
+    return {M.EVAL_LOSS: loss.item(), M.EVAL_ACC: acc.item()}
+
+
+def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``sqrt(sum_i ||x_i||^2)`` over a list of tensors."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+
+
+def train_step(parts: Parts, step: int) -> dict[str, float]:
+    """One update ``theta_t -> theta_{t+1}`` at the scheduled rate; returns its metrics."""
+    params = [p for p in parts.model.parameters()]
+    lr = set_lr(parts.optimizer, parts.schedule(step))
+    idx = parts.sampler.batch(step)
+    loss, acc = loss_and_accuracy(parts.model, parts.data.train_x[idx], parts.data.train_y[idx])
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    with torch.no_grad():
+        grad_norm = global_norm([p.grad for p in params if p.grad is not None])
+        before = [p.detach().clone() for p in params]
+        parts.optimizer.step()
+        update_ratio = global_norm(torch._foreach_sub(params, before)) / global_norm(before)
+    return {
+        M.TRAIN_LOSS: loss.item(),
+        M.TRAIN_ACC: acc.item(),
+        M.LR: lr,
+        M.GRAD_NORM: grad_norm.item(),
+        M.UPDATE_RATIO: update_ratio.item(),
+    }
+
+
+def divergence(loss: float, first_loss: float, factor: float) -> str | None:
+    """Why the loss counts as diverged, or None: non-finite, or above ``factor`` times the first loss."""
+    if not math.isfinite(loss):
+        return f"non-finite train loss ({loss})"
+    if loss > factor * first_loss:
+        return f"train loss {loss:.4g} > diverge_factor {factor:g} x first loss {first_loss:.4g}"
+    return None
+
+
+def train(config: Config, device: torch.device, log: LogFn) -> Outcome:
+    """Train for ``config.steps`` updates, handing every step's metrics to ``log(step, metrics)``."""
+    parts = build(config, device)
+    summary = Summary(window_steps=config.eval_every)
+    first_loss = math.nan
+    for step in range(config.steps):
+        row: dict[str, float] = {}
+        if step % config.eval_every == 0:
+            row.update(evaluate(parts.model, parts.data))
+        tic = time.perf_counter()
+        row.update(train_step(parts, step))
+        row[M.STEP_TIME] = time.perf_counter() - tic
+        if step == 0:
+            first_loss = row[M.TRAIN_LOSS]
+        reason = divergence(row[M.TRAIN_LOSS], first_loss, config.diverge_factor)
+        summary.add(step, row)
+        log(step, row)
+        if reason is not None:
+            return Outcome("diverged", step + 1, step, reason, summary.result(final=None))
+    final = evaluate(parts.model, parts.data)
+    summary.add(config.steps, final)
+    log(config.steps, final)
+    return Outcome("completed", config.steps, summary=summary.result(final=final))
+
+
+class Summary:
+    """Final and best held-out metrics, and the mean train loss over the last ``window_steps`` updates."""
+
+    def __init__(self, window_steps: int) -> None:
+        self.window_steps = window_steps
+        self.best: dict[str, tuple[float, int]] = {}
+        self.train_losses: list[float] = []
+        self.first_train_loss: float | None = None
+
+    def add(self, step: int, row: dict[str, float]) -> None:
+        for key, sign in ((M.EVAL_LOSS, 1.0), (M.EVAL_ACC, -1.0)):  # lower loss, higher accuracy is better
+            if key in row and math.isfinite(row[key]):
+                old = self.best.get(key)
+                if old is None or sign * row[key] < sign * old[0]:
+                    self.best[key] = (row[key], step)
+        if M.TRAIN_LOSS in row:
+            if self.first_train_loss is None:
+                self.first_train_loss = row[M.TRAIN_LOSS]
+            self.train_losses.append(row[M.TRAIN_LOSS])
+            del self.train_losses[: -self.window_steps]
+
+    def result(self, final: dict[str, float] | None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "final_eval_loss": final[M.EVAL_LOSS] if final else None,
+            "final_eval_acc": final[M.EVAL_ACC] if final else None,
+        }
+        for key, name in ((M.EVAL_LOSS, "eval_loss"), (M.EVAL_ACC, "eval_acc")):
+            value, step = self.best.get(key, (None, None))
+            out[f"best_{name}"], out[f"best_{name}_step"] = value, step
+        out["first_train_loss"] = self.first_train_loss
+        finite = [x for x in self.train_losses if math.isfinite(x)]
+        out["final_train_loss"] = sum(finite) / len(finite) if final and finite else None
+        return out
