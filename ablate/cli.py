@@ -31,7 +31,7 @@ def default_options() -> dict[str, str]:
     chosen: dict[str, str] = {}
     for entry in defaults:
         if not isinstance(entry, str) and len(entry) == 1:
-            (key, value), = entry.items()
+            ((key, value),) = entry.items()
             if key in GROUPS:
                 chosen[key] = str(value)
     return chosen
@@ -182,7 +182,8 @@ def help_text() -> str:
             if f.name == "name":
                 continue
             shown = ", ".join(
-                f"{o}: {values(CONF_DIR / group / f'{o}.yaml', f.name)}" if len(options) > 1
+                f"{o}: {values(CONF_DIR / group / f'{o}.yaml', f.name)}"
+                if len(options) > 1
                 else values(CONF_DIR / group / f"{o}.yaml", f.name)
                 for o in options
             )
@@ -214,7 +215,7 @@ def help_text() -> str:
     lines += ["", "group keys, group.key=value [default per option, from conf/<group>/<option>.yaml]:"]
     seen: set[type] = set()
     for group, options in GROUPS.items():
-        for option, schema in options.items():
+        for schema in options.values():
             if schema in seen:
                 continue
             seen.add(schema)

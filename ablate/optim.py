@@ -16,7 +16,11 @@ def build_optimizer(cfg: object, params: Iterable[torch.nn.Parameter], lr: float
     """
     if isinstance(cfg, MomentumConfig):
         return torch.optim.SGD(
-            params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, dampening=cfg.dampening,
+            params,
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            dampening=cfg.dampening,
             weight_decay=cfg.weight_decay,
         )
     if isinstance(cfg, SGDConfig):
@@ -24,16 +28,23 @@ def build_optimizer(cfg: object, params: Iterable[torch.nn.Parameter], lr: float
     if isinstance(cfg, AdamConfig):
         betas = (cfg.beta1, cfg.beta2)
         if cfg.name == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
-                                    amsgrad=cfg.amsgrad)
+            return torch.optim.Adam(
+                params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad
+            )
         if cfg.name == "adamw":
-            return torch.optim.AdamW(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
-                                     amsgrad=cfg.amsgrad)
+            return torch.optim.AdamW(
+                params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad
+            )
         if cfg.name == "radam":
             return torch.optim.RAdam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     if isinstance(cfg, RMSpropConfig):
         return torch.optim.RMSprop(
-            params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum, centered=cfg.centered,
+            params,
+            lr=lr,
+            alpha=cfg.alpha,
+            eps=cfg.eps,
+            momentum=cfg.momentum,
+            centered=cfg.centered,
             weight_decay=cfg.weight_decay,
         )
     raise TypeError(f"unknown optimizer config {cfg!r}")

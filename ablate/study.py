@@ -28,8 +28,13 @@ from ablate.tracking import RESULT_FILE
 STUDY_FILE = "study.json"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_METRICS = (
-    "final_eval_loss", "final_eval_acc", "best_eval_loss", "best_eval_acc", "final_train_loss",
-    "steps_completed", "diverged_step",
+    "final_eval_loss",
+    "final_eval_acc",
+    "best_eval_loss",
+    "best_eval_acc",
+    "final_train_loss",
+    "steps_completed",
+    "diverged_step",
 )
 
 
@@ -124,6 +129,7 @@ class StudySummaryCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows, stale = summary_rows(sweep_dir, self.multirun_id)
         write_summary(sweep_dir / SUMMARY_FILE, rows)
-        StudySummaryCallback.failed_runs = sum(row["status"] != "completed" and row["status"] != "diverged"
-                                               for row in rows)
+        StudySummaryCallback.failed_runs = sum(
+            row["status"] != "completed" and row["status"] != "diverged" for row in rows
+        )
         print(report(rows, stale, sweep_dir / SUMMARY_FILE), file=sys.stderr, flush=True)

@@ -76,8 +76,15 @@ class Console:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total_steps, desc=self.label, file=self.stream, unit="step",
-                             dynamic_ncols=True, leave=True, mininterval=0.2)
+            self._bar = tqdm(
+                total=self.total_steps,
+                desc=self.label,
+                file=self.stream,
+                unit="step",
+                dynamic_ncols=True,
+                leave=True,
+                mininterval=0.2,
+            )
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if self._bar is not None and step < self.total_steps:
