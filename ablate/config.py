@@ -141,6 +141,7 @@ class Config:
     eval_every: int = _help("evaluate on the held-out split every this many steps (and at the end)")
     diverge_factor: float = _help("stop as diverged when the train loss exceeds this multiple of its first value")
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
+    fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
 
 
 GROUPS: dict[str, dict[str, type]] = {

@@ -111,6 +111,8 @@ def train(config: Config, device: torch.device, log: LogFn) -> Outcome:
     summary = Summary(window_steps=config.eval_every)
     first_loss = math.nan
     for step in range(config.steps):
+        if step == config.fail_at_step:
+            raise RuntimeError(f"fail_at_step={step}: deliberate failure to test failure handling")
         row: dict[str, float] = {}
         if step % config.eval_every == 0:
             row.update(evaluate(parts.model, parts.data))
