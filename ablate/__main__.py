@@ -34,7 +34,7 @@ def _task(cfg: object) -> str:
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
     study = read_study_stamp(Path(hc.sweep.dir)) if multirun else {}
-    label = run_label(overrides, hc.job.num if multirun else None)
+    label = run_label(overrides, study.get("factors"), hc.job.num if multirun else None)
     status = execute(config, Path(hc.runtime.output_dir), label, overrides, study)
     _statuses.append(status)
     return status

@@ -161,8 +161,13 @@ def validate_single_run(args: list[str]) -> None:
     to_typed(cfg)
 
 
-def run_label(overrides: list[str], job_num: int | None) -> str:
-    """A short, readable name of a run: its job number and its overrides (``#2 warmup=500``)."""
+def run_label(overrides: list[str], factors: list[str] | None, job_num: int | None) -> str:
+    """A short, readable name of a run: its job number and the values of the study's factors (``#2 warmup=500``).
+
+    Outside a study (``factors`` None) every override is shown.
+    """
+    if factors is not None:
+        overrides = [o for o in overrides if o.partition("=")[0].lstrip("+~") in factors]
     text = " ".join(overrides) if overrides else "defaults"
     return f"#{job_num} {text}" if job_num is not None else text
 

@@ -82,7 +82,7 @@ def execute(config: Config, run_dir: Path, label: str, overrides: list[str], stu
 
 
 def _close(trackers: Trackers, result: dict[str, Any], info: dict[str, Any], tic: float) -> None:
-    result.setdefault("summary", {})
+    result.setdefault("summary", {"steps_completed": trackers.updates_logged})
     result.update(provenance=info.get("provenance"), ended_at=_now(), wall_time_s=time.perf_counter() - tic)
     for tracker in trackers.trackers:  # the run record first; a tracker failing at the end costs nothing else
         try:

@@ -49,6 +49,21 @@ def parse_override(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
+def split_factors(config: DictConfig) -> tuple[list[str], list[str]]:
+    """The keys a multirun sweeps (its factors), and the overrides every run shares."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    arguments = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    arguments += list(config.hydra.overrides.task)
+    factors, fixed = [], []
+    for o in OverridesParser.create().parse_overrides(arguments):
+        if o.is_sweep_override():
+            factors.append(o.key_or_group)
+        else:
+            fixed.append(o.input_line or f"{o.key_or_group}={o.value()}")
+    return factors, fixed
+
+
 def run_records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every ``result.json`` under ``sweep_dir`` (superseded records excluded), with its run directory."""
     found = []
@@ -70,7 +85,9 @@ def summary_rows(sweep_dir: Path, multirun_id: str) -> tuple[list[dict[str, Any]
             stale.append(run_dir)
             continue
         row: dict[str, Any] = {"run": str(run_dir.relative_to(sweep_dir))}
-        row.update(parse_override(o) for o in result.get("overrides", []))
+        factors = (result.get("study") or {}).get("factors") or []
+        values = dict(parse_override(o) for o in result.get("overrides", []))
+        row.update({key: values.get(key) for key in factors})
         summary = result.get("summary") or {}
         row.update(status=result.get("status"), run_id=result.get("run_id"))
         row.update({key: summary.get(key) for key in SUMMARY_METRICS})
@@ -117,8 +134,11 @@ class StudySummaryCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self.multirun_id = uuid.uuid4().hex
+        factors, fixed = split_factors(config)
         stamp = {
             "multirun_id": self.multirun_id,
+            "factors": factors,
+            "fixed_overrides": fixed,
             "sweep_dir": str(sweep_dir.resolve()),
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "argv": sys.argv,

@@ -119,12 +119,15 @@ class Trackers:
 
     def __init__(self, trackers: list[Tracker]) -> None:
         self.trackers = trackers
+        self.updates_logged = 0  # train steps seen, so a failed run can say how far it got
 
     def start(self, info: dict[str, Any]) -> None:
         for t in self.trackers:
             t.start(info)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
+        if M.TRAIN_LOSS in metrics:
+            self.updates_logged = step + 1
         for t in self.trackers:
             t.log(step, metrics)
 
