@@ -139,6 +139,9 @@ class Config:
     batch_size: int = _help("examples per training batch")
     seed: int = _help("seed of model init and batch order")
     eval_every: int = _help("evaluate on the held-out split every this many steps (and at the end)")
+    metrics_every: int = _help(
+        "measure train/acc, opt/grad_norm and opt/update_ratio every this many steps (1: every step)"
+    )
     diverge_factor: float = _help("stop as diverged when the train loss exceeds this multiple of its first value")
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
     fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
@@ -243,6 +246,10 @@ def validate(c: Config) -> None:
     _check(
         c.eval_every >= 1,
         f"eval_every={c.eval_every} is not allowed: it must be an integer >= 1 (steps between evaluations)",
+    )
+    _check(
+        c.metrics_every >= 1,
+        f"metrics_every={c.metrics_every} is not allowed: it must be an integer >= 1 (1 measures every step)",
     )
     _check(
         c.diverge_factor > 1,

@@ -7,7 +7,7 @@ The final evaluation, of ``theta_T``, is the line of step ``T`` (one past the la
 """
 
 TRAIN_LOSS = "train/loss"  # mean cross-entropy of the step's batch (nats)
-TRAIN_ACC = "train/acc"  # share of the batch classified correctly, before the update
+TRAIN_ACC = "train/acc"  # share of the batch classified correctly, before the update (every metrics_every)
 EVAL_LOSS = "eval/loss"  # mean cross-entropy over the held-out split (nats)
 EVAL_ACC = "eval/acc"  # held-out accuracy
 LR = "opt/lr"  # learning rate read back from the optimizer's first param group

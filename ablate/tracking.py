@@ -49,8 +49,12 @@ class RunRecord:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         assert self._file is not None, "RunRecord.log before start"
-        line = {"step": step, **{k: finite_or_none(v) for k, v in metrics.items()}}
-        self._file.write(json.dumps(line, allow_nan=False) + "\n")
+        line = {"step": step, **metrics}
+        try:
+            text = json.dumps(line, allow_nan=False)
+        except ValueError:  # NaN or inf: JSON has neither, write null (the run's status says what happened)
+            text = json.dumps({k: finite_or_none(v) for k, v in line.items()}, allow_nan=False)
+        self._file.write(text + "\n")
         self._file.flush()
 
     def finish(self, result: dict[str, Any]) -> None:

@@ -50,7 +50,9 @@ def test_precheck_rejects_unknown_keys_options_and_types(args: list[str], messag
 
 def test_precheck_accepts_valid_overrides() -> None:
     precheck_overrides(["-m", "warmup=0,100", "optimizer=sgd,adam", "optimizer.weight_decay=0.1", "hydra.verbose=true"])
-    precheck_overrides(["optimizer=momentum", "optimizer.nesterov=true", "schedule=cosine", "schedule.min_lr_fraction=0"])
+    precheck_overrides(
+        ["optimizer=momentum", "optimizer.nesterov=true", "schedule=cosine", "schedule.min_lr_fraction=0"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,7 @@ def test_precheck_accepts_valid_overrides() -> None:
         (["lr=0"], "lr=0.0 is not allowed: the peak learning rate must be a finite number > 0"),
         (["lr=-0.1"], "lr=-0.1 is not allowed"),
         (["batch_size=0"], "batch_size=0 is not allowed: it must be an integer >= 1"),
-        (["batch_size=5000"], "batch_size=5000 is not allowed with data.n_train=4096"),
+        (["batch_size=9000"], "batch_size=9000 is not allowed with data.n_train=8192"),
         (["data=digits", "batch_size=2000"], "batch_size=2000 is not allowed with data=digits: its training split"),
         (["steps=0"], "steps=0 is not allowed"),
         (["eval_every=0"], "eval_every=0 is not allowed"),

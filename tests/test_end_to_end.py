@@ -47,7 +47,9 @@ def test_warmup_study_end_to_end(tmp_path: Path) -> None:
 
     rows = summary(sweep)
     assert [(r["run"], r["warmup"], r["status"]) for r in rows] == [
-        ("0", "0", "completed"), ("1", "100", "completed"), ("2", "500", "completed")
+        ("0", "0", "completed"),
+        ("1", "100", "completed"),
+        ("2", "500", "completed"),
     ]
     assert float(rows[2]["final_eval_loss"]) == read_result(sweep / "2")["summary"]["final_eval_loss"]
 
@@ -65,7 +67,12 @@ def test_warmup_study_end_to_end(tmp_path: Path) -> None:
 def test_a_failed_run_does_not_stop_the_study(tmp_path: Path) -> None:
     sweep = tmp_path / "study"
     done = run_ablate(
-        "-m", "fail_at_step=-1,5", "optimizer=adam,sgd", "steps=30", "eval_every=10", f"hydra.sweep.dir={sweep}",
+        "-m",
+        "fail_at_step=-1,5",
+        "optimizer=adam,sgd",
+        "steps=30",
+        "eval_every=10",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     assert done.returncode == 1

@@ -53,11 +53,20 @@ def test_completed_run_record(tmp_path: Path, small: tuple[str, ...]) -> None:
     assert evals == [0, 10, 20, 30, 40]
     assert rows[-1][M.EVAL_LOSS] == s["final_eval_loss"]
     for row in rows[:-1]:
-        assert set(M.ALL) - {M.EVAL_LOSS, M.EVAL_ACC} <= set(row)
-        assert row[M.GRAD_NORM] > 0 and 0 < row[M.UPDATE_RATIO] < 1
+        assert {M.TRAIN_LOSS, M.LR, M.STEP_TIME} <= set(row)
+        if row["step"] % 10 == 0:  # metrics_every=10 by default
+            assert row[M.GRAD_NORM] > 0 and 0 < row[M.UPDATE_RATIO] < 1 and 0 <= row[M.TRAIN_ACC] <= 1
+        else:
+            assert not {M.GRAD_NORM, M.UPDATE_RATIO, M.TRAIN_ACC} & set(row)
     schedule = build_schedule(make_config(*small, "warmup=10"))
     assert [r[M.LR] for r in rows[:-1]] == pytest.approx(schedule.values(), rel=1e-12)
     assert (run_dir / "config.yaml").read_text().count("warmup: 10") == 1
+
+
+def test_metrics_every_step_when_asked(tmp_path: Path, small: tuple[str, ...]) -> None:
+    _, run_dir = run(tmp_path, *small, "metrics_every=1")
+    rows = read_metrics(run_dir)[:-1]
+    assert all(M.GRAD_NORM in r and M.UPDATE_RATIO in r and M.TRAIN_ACC in r for r in rows)
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path: Path, small: tuple[str, ...]) -> None:
@@ -117,9 +126,19 @@ def test_an_earlier_record_in_the_same_directory_is_set_aside_not_mixed(tmp_path
 def test_sigkill_mid_run_leaves_a_readable_record(tmp_path: Path) -> None:
     env = {**os.environ, "WANDB_MODE": "offline"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "steps=1000000", "eval_every=1000", "tracker.progress=off",
-         "hydra.run.dir=run"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "ablate",
+            "steps=1000000",
+            "eval_every=1000",
+            "tracker.progress=off",
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.monotonic() + 120

@@ -1,0 +1,101 @@
+"""Per-step cost of ablate's training loop against a minimal hand-written PyTorch loop, in one process.
+
+Both train the default MLP on the default clusters data with Adam for the same number of steps, from the
+same initialisation and batch order, and evaluate on the held-out split at the same steps. ablate's loop runs
+as a real run does (``ablate.train.train`` with the local run record writing ``metrics.jsonl`` and every
+default metric); the baseline is the five lines every PyTorch tutorial has plus the same evaluation. Runs
+alternate (baseline, ablate, baseline, ...) so machine noise hits both alike; medians over repeats.
+
+    python bench/overhead.py [--steps 2000] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ablate.cli import CONF_DIR  # noqa: E402
+from ablate.config import Config, register_configs, to_typed  # noqa: E402
+from ablate.tracking import RunRecord, Trackers  # noqa: E402
+from ablate.train import build, run_loop  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def make_config(*overrides: str) -> Config:
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return to_typed(compose(config_name="config", overrides=["tracker.progress=off", *overrides]))
+
+
+def minimal_loop(config: Config) -> float:
+    """Seconds per step of the plain loop: batch, forward, loss, zero_grad, backward, step (+ evaluation)."""
+    parts = build(config, CPU)  # same data, init, optimizer and batch order as ablate's run
+    model, opt, data, sampler = parts.model, parts.optimizer, parts.data, parts.sampler
+    tic = time.perf_counter()
+    for step in range(config.steps):
+        if step % config.eval_every == 0:
+            with torch.no_grad():
+                logits = model(data.eval_x)
+                F.cross_entropy(logits, data.eval_y).item(), (logits.argmax(1) == data.eval_y).float().mean().item()
+        idx = sampler.batch(step)
+        loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - tic) / config.steps
+
+
+def ablate_loop(config: Config) -> float:
+    """Seconds per step of ablate's loop (``ablate.train.run_loop``) with the run record on."""
+    parts = build(config, CPU)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = RunRecord(Path(tmp))
+        record.start({})
+        trackers = Trackers([record])
+        tic = time.perf_counter()
+        run_loop(config, parts, trackers.log)
+        elapsed = time.perf_counter() - tic
+        record.finish({})
+    return elapsed / config.steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = {
+        "defaults (metrics_every=10)": make_config(f"steps={args.steps}"),
+        "metrics_every=1": make_config(f"steps={args.steps}", "metrics_every=1"),
+    }
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps x {args.repeats} repeats")
+    for name, config in variants.items():
+        minimal_loop(config), ablate_loop(config)  # warm-up: first-call costs of torch kernels
+        base, ours = [], []
+        for _ in range(args.repeats):
+            base.append(minimal_loop(config))
+            ours.append(ablate_loop(config))
+        b, a = statistics.median(base), statistics.median(ours)
+        print(
+            f"{name:<28} median: minimal {b * 1e6:6.1f} us/step, ablate {a * 1e6:6.1f} us/step, ratio {a / b:.3f}"
+            f" | fastest: ratio {min(ours) / min(base):.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
