@@ -36,7 +36,7 @@ def test_warmup_study_end_to_end(tmp_path: Path) -> None:
         result = read_result(sweep / str(job))
         assert result["status"] == "completed" and result["overrides"] == [f"warmup={warmup}", *FAST]
         assert result["warmup_steps"] == warmup
-        assert "warmup: %d" % warmup in (sweep / str(job) / "config.yaml").read_text()
+        assert f"warmup: {warmup}" in (sweep / str(job) / "config.yaml").read_text()
         assert result["summary"]["final_eval_acc"] > 0.3, "the default task must train well above chance (0.1)"
         rows = read_metrics(sweep / str(job))
         lr = [r[M.LR] for r in rows if M.LR in r]

@@ -19,7 +19,7 @@ from ablate.runner import execute
 from ablate.schedules import build_schedule
 from ablate.train import divergence
 from analysis.load import read_metrics, read_result
-from tests.conftest import REPO, make_config
+from tests.conftest import make_config
 
 
 def run(tmp_path: Path, *overrides: str, name: str = "run") -> tuple[str, Path]:

@@ -82,10 +82,11 @@ def test_decay_bases_exact_values(W: int, T: int) -> None:
 def test_monotonicity(W: int, T: int) -> None:
     for warm in (LinearWarmup(), ExponentialWarmup(0.01)):
         values = Schedule(P, T, W, warm, ConstantBase()).values()
-        assert all(a < b for a, b in zip(values[:W], values[1:W])), "warmup must rise strictly"
+        ramp = values[:W]
+        assert all(a < b for a, b in zip(ramp[:-1], ramp[1:], strict=True)), "warmup must rise strictly"
     for base in (CosineBase(0.0), LinearBase(0.2), InverseSqrtBase(10)):
         values = Schedule(P, T, W, LinearWarmup(), base).values()[W:]
-        assert all(a >= b for a, b in zip(values, values[1:])), "decay must not rise"
+        assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True)), "decay must not rise"
         assert all(v > 0 for v in values)
 
 
