@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from ablate.config import GROUPS, Config, ConfigError, help_of
 
@@ -23,13 +24,19 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def default_options() -> dict[str, str]:
-    """The default option of each group, read from the defaults list of ``conf/config.yaml``."""
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A config file as plain data (interpolations left as text)."""
     from omegaconf import OmegaConf
 
-    defaults = OmegaConf.load(CONF_DIR / "config.yaml").get("defaults", [])
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    assert isinstance(data, dict), f"{path} is not a mapping"
+    return {str(k): v for k, v in data.items()}
+
+
+def default_options() -> dict[str, str]:
+    """The default option of each group, read from the defaults list of ``conf/config.yaml``."""
     chosen: dict[str, str] = {}
-    for entry in defaults:
+    for entry in load_yaml(CONF_DIR / "config.yaml").get("defaults", []):
         if not isinstance(entry, str) and len(entry) == 1:
             ((key, value),) = entry.items()
             if key in GROUPS:
@@ -175,11 +182,8 @@ def run_label(overrides: list[str], factors: list[str] | None, job_num: int | No
 def help_text() -> str:
     """``python -m ablate --help``: usage, config groups with their options, and every key with its help."""
 
-    from omegaconf import OmegaConf
-
     def values(path: Path, key: str) -> str:
-        node = OmegaConf.load(path)
-        return str(node[key]) if key in node else "?"
+        return str(load_yaml(path).get(key, "?"))
 
     def describe(schema: type, group: str, options: list[str]) -> list[str]:
         out = []
@@ -215,16 +219,16 @@ def help_text() -> str:
         lines.append(f"  {group:<30} {', '.join(options)}")
     lines += ["", "top-level keys [default, from conf/config.yaml]:"]
     top = help_of(Config)
-    primary = OmegaConf.load(CONF_DIR / "config.yaml")
-    lines += [f"  {k:<30} {top[k]} [{OmegaConf.to_container(primary)[k]}]" for k in TOP_KEYS]
+    primary = load_yaml(CONF_DIR / "config.yaml")
+    lines += [f"  {k:<30} {top[k]} [{primary[k]}]" for k in TOP_KEYS]
     lines += ["", "group keys, group.key=value [default per option, from conf/<group>/<option>.yaml]:"]
     seen: set[type] = set()
-    for group, options in GROUPS.items():
-        for schema in options.values():
+    for group, schemas in GROUPS.items():
+        for schema in schemas.values():
             if schema in seen:
                 continue
             seen.add(schema)
-            same = [o for o, s in options.items() if s is schema]
+            same = [o for o, s in schemas.items() if s is schema]
             lines.append(f" {group}={', '.join(same)}:")
             lines += describe(schema, group, same)
     lines += [

@@ -45,7 +45,7 @@ class Parts:
     sampler: IIDBatchSampler
 
     @property
-    def params(self) -> list[nn.Parameter]:
+    def params(self) -> list[torch.Tensor]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
@@ -101,7 +101,8 @@ def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
         row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
         before = [p.detach().clone() for p in params]
         parts.optimizer.step()
-        row[M.UPDATE_RATIO] = (global_norm(torch._foreach_sub(params, before)) / global_norm(before)).item()
+        change = list(torch._foreach_sub(params, before))
+        row[M.UPDATE_RATIO] = (global_norm(change) / global_norm(before)).item()
     return row
 
 
