@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from ablate.config import Config
 from ablate.data import Dataset, IIDBatchSampler, build_dataset
 from ablate.models import build_model
 from ablate.optim import build_optimizer, set_lr
-from ablate.runtime import derive_seed, seed_everything
+from ablate.runtime import derive_seed, finite_or_none, seed_everything
 from ablate.schedules import Schedule, build_schedule
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -82,7 +83,7 @@ def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
     """One update ``theta_t -> theta_{t+1}`` at the scheduled rate; returns its metrics.
 
     ``measure`` adds ``train/acc``, ``opt/grad_norm`` and ``opt/update_ratio``. Together they cost about a
-    fifth of a default MLP step on a CPU (the ratio needs a copy of the parameters), so by default they are
+    quarter of a default MLP step on a CPU (the ratio needs a copy of the parameters), so by default they are
     measured every ``metrics_every`` steps; ``train/loss`` and ``opt/lr`` are logged at every step.
     """
     lr = set_lr(parts.optimizer, parts.schedule(step))
@@ -96,11 +97,11 @@ def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
         parts.optimizer.step()
         return {M.TRAIN_LOSS: loss.item(), M.LR: lr}
     params = parts.params
+    row = {M.TRAIN_LOSS: loss.item(), M.TRAIN_ACC: accuracy(logits.detach(), y).item(), M.LR: lr}
+    row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
+    before = [p.detach().clone() for p in params]
+    parts.optimizer.step()
     with torch.no_grad():
-        row = {M.TRAIN_LOSS: loss.item(), M.TRAIN_ACC: accuracy(logits, y).item(), M.LR: lr}
-        row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
-        before = [p.detach().clone() for p in params]
-        parts.optimizer.step()
         change = list(torch._foreach_sub(params, before))
         row[M.UPDATE_RATIO] = (global_norm(change) / global_norm(before)).item()
     return row
@@ -123,25 +124,23 @@ def train(config: Config, device: torch.device, log: LogFn) -> Outcome:
 def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     """Train ``parts`` for ``config.steps`` updates, handing every step's metrics to ``log(step, metrics)``."""
     summary = Summary(window_steps=config.eval_every)
-    first_loss = math.nan
     for step in range(config.steps):
         if step == config.fail_at_step:
             raise RuntimeError(f"fail_at_step={step}: deliberate failure to test failure handling")
-        row: dict[str, float] = {}
-        if step % config.eval_every == 0:
-            row.update(evaluate(parts.model, parts.data))
+        held_out = evaluate(parts.model, parts.data) if step % config.eval_every == 0 else None
         tic = time.perf_counter()
-        row.update(train_step(parts, step, measure=step % config.metrics_every == 0))
+        row = train_step(parts, step, measure=step % config.metrics_every == 0)
         row[M.STEP_TIME] = time.perf_counter() - tic
-        if step == 0:
-            first_loss = row[M.TRAIN_LOSS]
-        reason = divergence(row[M.TRAIN_LOSS], first_loss, config.diverge_factor)
-        summary.add(step, row)
+        summary.add_train(row[M.TRAIN_LOSS])
+        if held_out is not None:
+            summary.add_eval(step, held_out)
+            row.update(held_out)
         log(step, row)
+        reason = divergence(row[M.TRAIN_LOSS], summary.first_train_loss, config.diverge_factor)
         if reason is not None:
             return Outcome("diverged", step + 1, step, reason, summary.result(final=None))
     final = evaluate(parts.model, parts.data)
-    summary.add(config.steps, final)
+    summary.add_eval(config.steps, final)
     log(config.steps, final)
     return Outcome("completed", config.steps, summary=summary.result(final=final))
 
@@ -150,22 +149,21 @@ class Summary:
     """Final and best held-out metrics, and the mean train loss over the last ``window_steps`` updates."""
 
     def __init__(self, window_steps: int) -> None:
-        self.window_steps = window_steps
         self.best: dict[str, tuple[float, int]] = {}
-        self.train_losses: list[float] = []
-        self.first_train_loss: float | None = None
+        self.train_losses: deque[float] = deque(maxlen=window_steps)
+        self.first_train_loss = math.nan
 
-    def add(self, step: int, row: dict[str, float]) -> None:
+    def add_train(self, loss: float) -> None:
+        if not self.train_losses and math.isnan(self.first_train_loss):
+            self.first_train_loss = loss
+        self.train_losses.append(loss)
+
+    def add_eval(self, step: int, held_out: dict[str, float]) -> None:
         for key, sign in ((M.EVAL_LOSS, 1.0), (M.EVAL_ACC, -1.0)):  # lower loss, higher accuracy is better
-            if key in row and math.isfinite(row[key]):
-                old = self.best.get(key)
-                if old is None or sign * row[key] < sign * old[0]:
-                    self.best[key] = (row[key], step)
-        if M.TRAIN_LOSS in row:
-            if self.first_train_loss is None:
-                self.first_train_loss = row[M.TRAIN_LOSS]
-            self.train_losses.append(row[M.TRAIN_LOSS])
-            del self.train_losses[: -self.window_steps]
+            value = held_out[key]
+            old = self.best.get(key)
+            if math.isfinite(value) and (old is None or sign * value < sign * old[0]):
+                self.best[key] = (value, step)
 
     def result(self, final: dict[str, float] | None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -175,7 +173,7 @@ class Summary:
         for key, name in ((M.EVAL_LOSS, "eval_loss"), (M.EVAL_ACC, "eval_acc")):
             value, step = self.best.get(key, (None, None))
             out[f"best_{name}"], out[f"best_{name}_step"] = value, step
-        out["first_train_loss"] = self.first_train_loss
+        out["first_train_loss"] = finite_or_none(self.first_train_loss)
         finite = [x for x in self.train_losses if math.isfinite(x)]
         out["final_train_loss"] = sum(finite) / len(finite) if final and finite else None
         return out

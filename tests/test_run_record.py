@@ -54,7 +54,7 @@ def test_completed_run_record(tmp_path: Path, small: tuple[str, ...]) -> None:
     assert rows[-1][M.EVAL_LOSS] == s["final_eval_loss"]
     for row in rows[:-1]:
         assert {M.TRAIN_LOSS, M.LR, M.STEP_TIME} <= set(row)
-        if row["step"] % 10 == 0:  # metrics_every=10 by default
+        if row["step"] % make_config().metrics_every == 0:
             assert row[M.GRAD_NORM] > 0 and 0 < row[M.UPDATE_RATIO] < 1 and 0 <= row[M.TRAIN_ACC] <= 1
         else:
             assert not {M.GRAD_NORM, M.UPDATE_RATIO, M.TRAIN_ACC} & set(row)
