@@ -58,6 +58,17 @@ class DigitsConfig:
     eval_fraction: float = _help("share of the 1797 digits held out for evaluation")
 
 
+# ------------------------------------------------------------------------------------------------ skew
+@dataclass
+class SkewConfig:
+    name: str = _help("batch order: none (i.i.d.), cluster, spurious or sorted")
+    steps: int = _help("length of the skew phase in updates (also the early window of the over-fitting measures)")
+    group: int = _help("the favoured group of related examples (dataset-defined; evaluated as eval/early/*)")
+    strength: float = _help("cluster, spurious: share of every skew-phase batch drawn from the favoured group")
+    cue_strength: float = _help("spurious: size of the label cue added to the favoured group's first features")
+    recovery_tolerance: float = _help("rest group within this relative distance of its final loss = recovered")
+
+
 # ------------------------------------------------------------------------------------------- optimizer
 @dataclass
 class SGDConfig:
@@ -131,6 +142,7 @@ class Config:
     optimizer: Any = _help("optimizer config group")
     schedule: Any = _help("base schedule after warmup (config group)")
     tracker: Any = _help("where run events go (config group)")
+    skew: Any = _help("order of the first batches (config group)")
     warmup: Any = _help("warmup length W in optimizer steps (int >= 0), or 'auto' = ceil(2/(1-beta2))")
     warmup_shape: str = _help("warmup ramp: linear, constant, exponential, or none (no warmup whatever W)")
     warmup_start_fraction: float = _help("constant: the rate during warmup; exponential: the start, as fraction of lr")
@@ -165,6 +177,7 @@ GROUPS: dict[str, dict[str, type]] = {
         "inverse_sqrt": InverseSqrtScheduleConfig,
     },
     "tracker": {"local": LocalTrackerConfig},
+    "skew": {"none": SkewConfig, "cluster": SkewConfig, "spurious": SkewConfig, "sorted": SkewConfig},
 }
 """Every option of every config group and its schema; ``conf/<group>/<option>.yaml`` must match."""
 
@@ -320,10 +333,38 @@ def _validate_groups(c: Config) -> None:
             s.timescale_steps >= 1,
             f"schedule.timescale_steps={s.timescale_steps} is not allowed: it must be an integer >= 1",
         )
+    _validate_skew(c)
     _check(
         c.tracker.progress in PROGRESS_MODES,
         f"tracker.progress={c.tracker.progress} is not allowed: choose one of {', '.join(PROGRESS_MODES)}",
     )
+
+
+def n_groups(data: Any) -> int:
+    """How many groups of related examples a dataset has (see ablate/data)."""
+    if isinstance(data, ClustersConfig):
+        return data.clusters_per_class
+    if isinstance(data, DigitsConfig):
+        return 10
+    return int(data.n_groups)
+
+
+def _validate_skew(c: Config) -> None:
+    k = c.skew
+    _check(k.steps >= 0, f"skew.steps={k.steps} is not allowed: it must be an integer >= 0")
+    groups = n_groups(c.data)
+    _check(
+        0 <= k.group < groups,
+        f"skew.group={k.group} is not allowed with data={c.data.name}: its groups are 0 .. {groups - 1}",
+    )
+    _check(0.0 < k.strength <= 1.0, f"skew.strength={k.strength} is not allowed: it must be in (0, 1], e.g. 0.75")
+    _check(k.recovery_tolerance > 0, f"skew.recovery_tolerance={k.recovery_tolerance} is not allowed: it must be > 0")
+    if k.name == "spurious":
+        _check(
+            isinstance(c.data, ClustersConfig | DigitsConfig),
+            f"skew=spurious is not allowed with data={c.data.name}: the cue is added to feature vectors; "
+            "use data=clusters or data=digits",
+        )
 
 
 def second_moment_decay(optimizer: Any) -> float | None:

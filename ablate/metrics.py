@@ -15,4 +15,29 @@ GRAD_NORM = "opt/grad_norm"  # global L2 norm of the gradient
 UPDATE_RATIO = "opt/update_ratio"  # ||theta_{t+1} - theta_t|| / ||theta_t|| over all parameters
 STEP_TIME = "sys/step_time"  # seconds for the update: batch, forward, backward, optimizer step
 
-ALL = (TRAIN_LOSS, TRAIN_ACC, EVAL_LOSS, EVAL_ACC, LR, GRAD_NORM, UPDATE_RATIO, STEP_TIME)
+# Group-wise held-out metrics: "early" is the group the data skew favours (skew.group), "rest" every other
+# group; both are logged for every skew, the i.i.d. control included, so runs can be compared pairwise.
+EVAL_EARLY_LOSS = "eval/early/loss"
+EVAL_EARLY_ACC = "eval/early/acc"
+EVAL_REST_LOSS = "eval/rest/loss"
+EVAL_REST_ACC = "eval/rest/acc"
+# skew=spurious: the early group's held-out examples with the cue pointing at a wrong label
+EVAL_CUE_FLIPPED_LOSS = "eval/cue_flipped/loss"
+EVAL_CUE_FLIPPED_ACC = "eval/cue_flipped/acc"
+
+ALL = (
+    TRAIN_LOSS,
+    TRAIN_ACC,
+    EVAL_LOSS,
+    EVAL_ACC,
+    LR,
+    GRAD_NORM,
+    UPDATE_RATIO,
+    STEP_TIME,
+    EVAL_EARLY_LOSS,
+    EVAL_EARLY_ACC,
+    EVAL_REST_LOSS,
+    EVAL_REST_ACC,
+    EVAL_CUE_FLIPPED_LOSS,
+    EVAL_CUE_FLIPPED_ACC,
+)

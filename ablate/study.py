@@ -35,6 +35,11 @@ SUMMARY_METRICS = (
     "final_train_loss",
     "steps_completed",
     "diverged_step",
+    "skew_gap_end",
+    "skew_gap_peak",
+    "rest_recovery_step",
+    "early_train_eval_gap",
+    "cue_reliance_end",
 )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +14,13 @@ from torch import nn
 
 from ablate import metrics as M
 from ablate.config import Config
-from ablate.data import Dataset, IIDBatchSampler, build_dataset
+from ablate.data import Dataset, build_dataset
+from ablate.data.skew import HeldOut, SkewedBatchSampler, apply_skew, build_sampler
 from ablate.models import build_model
 from ablate.optim import build_optimizer, set_lr
-from ablate.runtime import derive_seed, finite_or_none, seed_everything
+from ablate.runtime import derive_seed, seed_everything
 from ablate.schedules import Schedule, build_schedule
+from ablate.summary import Summary
 
 LogFn = Callable[[int, dict[str, float]], None]
 
@@ -40,10 +41,11 @@ class Parts:
     """Everything a run trains with, built from the config."""
 
     data: Dataset
+    held_out: HeldOut
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Schedule
-    sampler: IIDBatchSampler
+    sampler: SkewedBatchSampler
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -52,26 +54,53 @@ class Parts:
 
 def build(config: Config, device: torch.device) -> Parts:
     seed_everything(config.seed)
-    data = build_dataset(config.data, device)
+    k = config.skew
+    data, held_out = apply_skew(build_dataset(config.data, device), k.name, k.group, k.cue_strength)
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build_model(config.model, data.n_features, data.n_classes).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr)
-    sampler = IIDBatchSampler(data.n_train, config.batch_size, config.seed, device)
-    return Parts(data, model, optimizer, build_schedule(config), sampler)
+    sampler = build_sampler(data, k.name, k.group, k.steps, k.strength, config.batch_size, config.seed)
+    return Parts(data, held_out, model, optimizer, build_schedule(config), sampler)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy in nats over every prediction: one per example ``[B, C]``, or per token ``[B, L, V]``."""
+    return F.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction=reduction)
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Share of rows whose largest logit is the label."""
-    return (logits.argmax(dim=1) == y).sum() / len(y)
+    """Share of predictions (examples, or tokens) whose largest logit is the target."""
+    return (logits.argmax(dim=-1) == y).sum() / y.numel()
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset) -> dict[str, float]:
-    """Mean cross-entropy (nats) and accuracy on the whole held-out split, at the current parameters."""
+def evaluate(model: nn.Module, held_out: HeldOut) -> dict[str, float]:
+    """Held-out cross-entropy (nats) and accuracy, overall and per group, at the current parameters.
+
+    One forward pass over the split; the early (favoured) and rest groups are slices of it. With the
+    spurious cue, one more pass over the early group with the cue on a wrong label.
+    """
     model.eval()
-    logits = model(data.eval_x)
+    logits = model(held_out.x)
+    n = len(held_out.y)
+    loss = cross_entropy(logits, held_out.y, reduction="none").view(n, -1).mean(dim=1)
+    correct = (logits.argmax(dim=-1) == held_out.y).float().view(n, -1).mean(dim=1)
+    early, rest = held_out.early, ~held_out.early
+    names = [M.EVAL_LOSS, M.EVAL_ACC, M.EVAL_EARLY_LOSS, M.EVAL_EARLY_ACC, M.EVAL_REST_LOSS, M.EVAL_REST_ACC]
+    values = [
+        loss.mean(),
+        correct.mean(),
+        loss[early].mean(),
+        correct[early].mean(),
+        loss[rest].mean(),
+        correct[rest].mean(),
+    ]
+    if held_out.cue_flipped_x is not None and held_out.cue_flipped_y is not None:
+        flipped = model(held_out.cue_flipped_x)
+        names += [M.EVAL_CUE_FLIPPED_LOSS, M.EVAL_CUE_FLIPPED_ACC]
+        values += [cross_entropy(flipped, held_out.cue_flipped_y), accuracy(flipped, held_out.cue_flipped_y)]
     model.train()
-    return {M.EVAL_LOSS: F.cross_entropy(logits, data.eval_y).item(), M.EVAL_ACC: accuracy(logits, data.eval_y).item()}
+    return dict(zip(names, torch.stack(values).tolist(), strict=True))
 
 
 def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -90,7 +119,7 @@ def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
     idx = parts.sampler.batch(step)
     x, y = parts.data.train_x[idx], parts.data.train_y[idx]
     logits = parts.model(x)
-    loss = F.cross_entropy(logits, y)
+    loss = cross_entropy(logits, y)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if not measure:
@@ -123,57 +152,23 @@ def train(config: Config, device: torch.device, log: LogFn) -> Outcome:
 
 def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     """Train ``parts`` for ``config.steps`` updates, handing every step's metrics to ``log(step, metrics)``."""
-    summary = Summary(window_steps=config.eval_every)
+    summary = Summary(config.eval_every, config.skew.steps, config.skew.recovery_tolerance)
     for step in range(config.steps):
         if step == config.fail_at_step:
             raise RuntimeError(f"fail_at_step={step}: deliberate failure to test failure handling")
-        held_out = evaluate(parts.model, parts.data) if step % config.eval_every == 0 else None
+        held_out = evaluate(parts.model, parts.held_out) if step % config.eval_every == 0 else None
         tic = time.perf_counter()
         row = train_step(parts, step, measure=step % config.metrics_every == 0)
         row[M.STEP_TIME] = time.perf_counter() - tic
-        summary.add_train(row[M.TRAIN_LOSS])
         if held_out is not None:
-            summary.add_eval(step, held_out)
+            summary.add_eval(step, held_out)  # before add_train: its train window holds updates < step
             row.update(held_out)
+        summary.add_train(row[M.TRAIN_LOSS])
         log(step, row)
         reason = divergence(row[M.TRAIN_LOSS], summary.first_train_loss, config.diverge_factor)
         if reason is not None:
             return Outcome("diverged", step + 1, step, reason, summary.result(final=None))
-    final = evaluate(parts.model, parts.data)
+    final = evaluate(parts.model, parts.held_out)
     summary.add_eval(config.steps, final)
     log(config.steps, final)
     return Outcome("completed", config.steps, summary=summary.result(final=final))
-
-
-class Summary:
-    """Final and best held-out metrics, and the mean train loss over the last ``window_steps`` updates."""
-
-    def __init__(self, window_steps: int) -> None:
-        self.best: dict[str, tuple[float, int]] = {}
-        self.train_losses: deque[float] = deque(maxlen=window_steps)
-        self.first_train_loss = math.nan
-
-    def add_train(self, loss: float) -> None:
-        if not self.train_losses and math.isnan(self.first_train_loss):
-            self.first_train_loss = loss
-        self.train_losses.append(loss)
-
-    def add_eval(self, step: int, held_out: dict[str, float]) -> None:
-        for key, sign in ((M.EVAL_LOSS, 1.0), (M.EVAL_ACC, -1.0)):  # lower loss, higher accuracy is better
-            value = held_out[key]
-            old = self.best.get(key)
-            if math.isfinite(value) and (old is None or sign * value < sign * old[0]):
-                self.best[key] = (value, step)
-
-    def result(self, final: dict[str, float] | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "final_eval_loss": final[M.EVAL_LOSS] if final else None,
-            "final_eval_acc": final[M.EVAL_ACC] if final else None,
-        }
-        for key, name in ((M.EVAL_LOSS, "eval_loss"), (M.EVAL_ACC, "eval_acc")):
-            value, step = self.best.get(key, (None, None))
-            out[f"best_{name}"], out[f"best_{name}_step"] = value, step
-        out["first_train_loss"] = finite_or_none(self.first_train_loss)
-        finite = [x for x in self.train_losses if math.isfinite(x)]
-        out["final_train_loss"] = sum(finite) / len(finite) if final and finite else None
-        return out

@@ -48,7 +48,9 @@ def test_clusters_are_generated_from_data_seed_only() -> None:
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.eval_y, b.eval_y)
     assert not torch.equal(a.train_x, c.train_x)
     assert a.train_x.shape == (8192, 32) and a.eval_x.shape == (2048, 32)
-    assert torch.equal(a.train_y, a.train_group // 4)  # cluster k has label k // clusters_per_class
+    assert set(a.train_group.tolist()) == set(range(4))  # group = cluster index within its class
+    for g in range(4):  # every group spans all labels
+        assert set(a.train_y[a.train_group == g].tolist()) == set(range(10))
     assert set(a.train_y.tolist()) == set(range(10))
 
 

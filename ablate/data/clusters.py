@@ -13,6 +13,9 @@ def make_clusters(cfg: ClustersConfig) -> Dataset:
     """``K = n_classes * clusters_per_class`` centres ``mu_k ~ N(0, center_scale^2 I)``; cluster ``k`` has
     label ``k // clusters_per_class``; an example of cluster ``k`` is ``mu_k + N(0, noise_scale^2 I)``,
     its cluster drawn uniformly. Train and held-out examples are independent draws of the same mixture.
+
+    The group of an example is its cluster's index within its class, ``k % clusters_per_class``: group ``g``
+    holds one cluster of every class, a set of related examples that still spans all labels.
     """
     rng = np.random.default_rng(cfg.seed)
     n_clusters = cfg.n_classes * cfg.clusters_per_class
@@ -25,7 +28,7 @@ def make_clusters(cfg: ClustersConfig) -> Dataset:
         return (
             torch.from_numpy(x.astype(np.float32)),
             torch.from_numpy(label.astype(np.int64)),
-            torch.from_numpy(cluster.astype(np.int64)),
+            torch.from_numpy((cluster % cfg.clusters_per_class).astype(np.int64)),
         )
 
     train_x, train_y, train_group = draw(cfg.n_train)
