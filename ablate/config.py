@@ -69,6 +69,21 @@ class SkewConfig:
     recovery_tolerance: float = _help("rest group within this relative distance of its final loss = recovered")
 
 
+# ---------------------------------------------------------------------------------------------- probes
+@dataclass
+class ProbesConfig:
+    name: str = _help("probe preset: none (all off) or all (every probe at a moderate interval)")
+    update_ratio_every: int = _help("per-layer update-to-weight ratio every this many steps (0: off)")
+    second_moment_every: int = _help(
+        "v_hat and effective-step quantiles and v_hat error every this many steps (0: off)"
+    )
+    second_moment_batches: int = _help("fresh batches averaged into the reference second moment")
+    sharpness_every: int = _help("top Hessian eigenvalue (and preconditioned) every this many steps (0: off)")
+    sharpness_iters: int = _help("power iterations (Hessian-vector products) per sharpness measurement")
+    sharpness_examples: int = _help("training examples in the fixed batch whose loss's Hessian is measured")
+    dead_relu_every: int = _help("share of dead ReLU units on the held-out split every this many steps (0: off)")
+
+
 # ------------------------------------------------------------------------------------------- optimizer
 @dataclass
 class SGDConfig:
@@ -143,6 +158,7 @@ class Config:
     schedule: Any = _help("base schedule after warmup (config group)")
     tracker: Any = _help("where run events go (config group)")
     skew: Any = _help("order of the first batches (config group)")
+    probes: Any = _help("mechanism measurements, each with its own interval (config group)")
     warmup: Any = _help("warmup length W in optimizer steps (int >= 0), or 'auto' = ceil(2/(1-beta2))")
     warmup_shape: str = _help("warmup ramp: linear, constant, exponential, or none (no warmup whatever W)")
     warmup_start_fraction: float = _help("constant: the rate during warmup; exponential: the start, as fraction of lr")
@@ -178,6 +194,7 @@ GROUPS: dict[str, dict[str, type]] = {
     },
     "tracker": {"local": LocalTrackerConfig},
     "skew": {"none": SkewConfig, "cluster": SkewConfig, "spurious": SkewConfig, "sorted": SkewConfig},
+    "probes": {"none": ProbesConfig, "all": ProbesConfig},
 }
 """Every option of every config group and its schema; ``conf/<group>/<option>.yaml`` must match."""
 
@@ -334,6 +351,13 @@ def _validate_groups(c: Config) -> None:
             f"schedule.timescale_steps={s.timescale_steps} is not allowed: it must be an integer >= 1",
         )
     _validate_skew(c)
+    p = c.probes
+    for key in ("update_ratio_every", "second_moment_every", "sharpness_every", "dead_relu_every"):
+        value = getattr(p, key)
+        _check(value >= 0, f"probes.{key}={value} is not allowed: it must be an integer >= 0 (0 turns it off)")
+    for key in ("second_moment_batches", "sharpness_iters", "sharpness_examples"):
+        value = getattr(p, key)
+        _check(value >= 1, f"probes.{key}={value} is not allowed: it must be an integer >= 1")
     _check(
         c.tracker.progress in PROGRESS_MODES,
         f"tracker.progress={c.tracker.progress} is not allowed: choose one of {', '.join(PROGRESS_MODES)}",

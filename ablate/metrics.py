@@ -14,6 +14,10 @@ LR = "opt/lr"  # learning rate read back from the optimizer's first param group
 GRAD_NORM = "opt/grad_norm"  # global L2 norm of the gradient
 UPDATE_RATIO = "opt/update_ratio"  # ||theta_{t+1} - theta_t|| / ||theta_t|| over all parameters
 STEP_TIME = "sys/step_time"  # seconds for the update: batch, forward, backward, optimizer step
+PROBE_TIME = "sys/probe_time"  # seconds spent in the probes before the update (only when some ran)
+# Probes (ablate/probes.py) log under probe/: probe/update_ratio/<parameter>, probe/v_hat/q10|q50|q90,
+# probe/eff_step/q10|q50|q90, probe/v_hat_rel_error, probe/sharpness, probe/sharpness_limit,
+# probe/precond_sharpness, probe/precond_sharpness_limit, probe/dead_relu, probe/dead_relu/<module>.
 
 # Group-wise held-out metrics: "early" is the group the data skew favours (skew.group), "rest" every other
 # group; both are logged for every skew, the i.i.d. control included, so runs can be compared pairwise.

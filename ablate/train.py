@@ -18,6 +18,8 @@ from ablate.data import Dataset, build_dataset
 from ablate.data.skew import HeldOut, SkewedBatchSampler, apply_skew, build_sampler
 from ablate.models import build_model
 from ablate.optim import build_optimizer, set_lr
+from ablate.probes import layer_update_ratios, snapshot
+from ablate.probing import Prober
 from ablate.runtime import derive_seed, seed_everything
 from ablate.schedules import Schedule, build_schedule
 from ablate.summary import Summary
@@ -46,6 +48,7 @@ class Parts:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     sampler: SkewedBatchSampler
+    prober: Prober
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -60,7 +63,8 @@ def build(config: Config, device: torch.device) -> Parts:
     model = build_model(config.model, data.n_features, data.n_classes).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr)
     sampler = build_sampler(data, k.name, k.group, k.steps, k.strength, config.batch_size, config.seed)
-    return Parts(data, held_out, model, optimizer, build_schedule(config), sampler)
+    prober = Prober(config, data, held_out.x)
+    return Parts(data, held_out, model, optimizer, build_schedule(config), sampler, prober)
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -103,17 +107,23 @@ def evaluate(model: nn.Module, held_out: HeldOut) -> dict[str, float]:
     return dict(zip(names, torch.stack(values).tolist(), strict=True))
 
 
+def model_loss(parts: Parts) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss of ``parts.model`` on a batch, as a closure for the probes."""
+    return lambda x, y: cross_entropy(parts.model(x), y)
+
+
 def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """``sqrt(sum_i ||x_i||^2)`` over a list of tensors."""
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
-def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
+def train_step(parts: Parts, step: int, measure: bool, layer_ratios: bool = False) -> dict[str, float]:
     """One update ``theta_t -> theta_{t+1}`` at the scheduled rate; returns its metrics.
 
     ``measure`` adds ``train/acc``, ``opt/grad_norm`` and ``opt/update_ratio``. Together they cost about a
     quarter of a default MLP step on a CPU (the ratio needs a copy of the parameters), so by default they are
     measured every ``metrics_every`` steps; ``train/loss`` and ``opt/lr`` are logged at every step.
+    ``layer_ratios`` adds the per-layer update-to-weight ratios (``probe/update_ratio/<parameter>``).
     """
     lr = set_lr(parts.optimizer, parts.schedule(step))
     idx = parts.sampler.batch(step)
@@ -122,9 +132,13 @@ def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
     loss = cross_entropy(logits, y)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    named_before = snapshot(parts.model) if layer_ratios else None
     if not measure:
         parts.optimizer.step()
-        return {M.TRAIN_LOSS: loss.item(), M.LR: lr}
+        row = {M.TRAIN_LOSS: loss.item(), M.LR: lr}
+        if named_before is not None:
+            row.update(layer_update_ratios(named_before, parts.model))
+        return row
     params = parts.params
     row = {M.TRAIN_LOSS: loss.item(), M.TRAIN_ACC: accuracy(logits.detach(), y).item(), M.LR: lr}
     row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
@@ -133,6 +147,8 @@ def train_step(parts: Parts, step: int, measure: bool) -> dict[str, float]:
     with torch.no_grad():
         change = list(torch._foreach_sub(params, before))
         row[M.UPDATE_RATIO] = (global_norm(change) / global_norm(before)).item()
+    if named_before is not None:
+        row.update(layer_update_ratios(named_before, parts.model))
     return row
 
 
@@ -157,9 +173,17 @@ def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
         if step == config.fail_at_step:
             raise RuntimeError(f"fail_at_step={step}: deliberate failure to test failure handling")
         held_out = evaluate(parts.model, parts.held_out) if step % config.eval_every == 0 else None
+        probed: dict[str, float] = {}
+        if parts.prober.any_due(step):
+            tic = time.perf_counter()
+            probed = parts.prober.before_update(
+                step, parts.model, parts.optimizer, parts.schedule(step), model_loss(parts)
+            )
+            probed[M.PROBE_TIME] = time.perf_counter() - tic
         tic = time.perf_counter()
-        row = train_step(parts, step, measure=step % config.metrics_every == 0)
+        row = train_step(parts, step, step % config.metrics_every == 0, parts.prober.wants_update_ratios(step))
         row[M.STEP_TIME] = time.perf_counter() - tic
+        row.update(probed)
         if held_out is not None:
             summary.add_eval(step, held_out)  # before add_train: its train window holds updates < step
             row.update(held_out)

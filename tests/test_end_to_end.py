@@ -83,3 +83,34 @@ def test_a_failed_run_does_not_stop_the_study(tmp_path: Path) -> None:
     assert "[#3 fail_at_step=5 optimizer=sgd] failed: RuntimeError: fail_at_step=5" in done.stderr
     assert read_result(sweep / "3")["summary"]["steps_completed"] == 5
     assert "Traceback" not in done.stderr
+
+
+def test_skew_study_records_group_wise_metrics(tmp_path: Path) -> None:
+    sweep = tmp_path / "study"
+    done = run_ablate(
+        "-m",
+        "skew=none,cluster,spurious",
+        "warmup=0,50",
+        "steps=200",
+        "eval_every=25",
+        "skew.steps=100",
+        "data.n_train=2048",
+        "data.n_eval=512",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = summary(sweep)
+    assert [(r["skew"], r["warmup"]) for r in rows] == [
+        (k, w) for k in ("none", "cluster", "spurious") for w in ("0", "50")
+    ]
+    for job, row in enumerate(rows):
+        metrics = read_metrics(sweep / str(job))
+        final = metrics[-1]
+        assert {M.EVAL_EARLY_LOSS, M.EVAL_EARLY_ACC, M.EVAL_REST_LOSS, M.EVAL_REST_ACC} <= set(final)
+        assert (M.EVAL_CUE_FLIPPED_ACC in final) == (row["skew"] == "spurious")
+        s = read_result(sweep / str(job))["summary"]
+        assert s["skew_end_step"] == 100 and s["skew_gap_end"] is not None
+        assert (s["cue_reliance_end"] is not None) == (row["skew"] == "spurious")
+    gap = {(r["skew"], r["warmup"]): float(r["skew_gap_end"]) for r in rows}
+    assert gap[("cluster", "0")] > gap[("none", "0")] + 0.2  # the skewed run favours its early group

@@ -1,0 +1,83 @@
+"""When and on what data the probes of ``ablate/probes.py`` run during training (``probes`` config group).
+
+Every probe but the per-layer update ratio runs before update ``t``, at ``theta_t``, reading the optimizer
+state as update ``t`` finds it, and is logged on line ``t`` (as the held-out evaluation is). The per-layer
+update ratio is of update ``t`` itself, like ``opt/update_ratio``. Probes draw their batches from their own
+seeded streams, so switching one on never changes the training batches or the result of a run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ablate import probes
+from ablate.config import AdamConfig, Config, RMSpropConfig
+from ablate.data.dataset import Dataset
+from ablate.data.samplers import IIDBatchSampler
+from ablate.runtime import derive_seed
+
+
+class Prober:
+    """Runs the probes that are due at a step, on fixed, seeded data."""
+
+    def __init__(self, config: Config, data: Dataset, eval_x: torch.Tensor) -> None:
+        self.cfg = config.probes
+        self.seed = config.seed
+        self.data = data
+        self.eval_x = eval_x
+        device = data.train_x.device
+        # fresh batches of the training batch size: Adam's v estimates E[g_B^2] for that batch size B
+        self.fresh = IIDBatchSampler(data.n_train, config.batch_size, derive_seed(config.seed, "probe/fresh"), device)
+        self.fresh_step = 0
+        generator = torch.Generator().manual_seed(derive_seed(config.seed, "probe/sharpness"))
+        n = min(self.cfg.sharpness_examples, data.n_train)
+        self.sharpness_idx = torch.randperm(data.n_train, generator=generator)[:n].to(device)
+        o = config.optimizer
+        self.beta1 = o.beta1 if isinstance(o, AdamConfig) else o.momentum if isinstance(o, RMSpropConfig) else 0.0
+
+    @staticmethod
+    def due(every: int, step: int) -> bool:
+        return every > 0 and step % every == 0
+
+    def any_due(self, step: int) -> bool:
+        """Whether a probe that runs before the update is due at ``step``."""
+        c = self.cfg
+        return any(self.due(every, step) for every in (c.second_moment_every, c.sharpness_every, c.dead_relu_every))
+
+    def wants_update_ratios(self, step: int) -> bool:
+        return self.due(self.cfg.update_ratio_every, step)
+
+    def before_update(
+        self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, lr: float, loss_fn: probes.BatchLossFn
+    ) -> dict[str, float]:
+        """The probes due at ``step``, measured at the current parameters and optimizer state."""
+        out: dict[str, float] = {}
+        params = probes.optimizer_params(optimizer)
+        if self.due(self.cfg.second_moment_every, step):
+            out.update(probes.second_moment_stats(optimizer))
+            if out:  # the optimizer keeps a second moment and has taken a step
+                batches = []
+                for _ in range(self.cfg.second_moment_batches):
+                    idx = self.fresh.batch(self.fresh_step)
+                    self.fresh_step += 1
+                    batches.append((self.data.train_x[idx], self.data.train_y[idx]))
+                v_ref = probes.reference_second_moment(loss_fn, params, batches)
+                out.update(probes.second_moment_error(optimizer, v_ref))
+        if self.due(self.cfg.sharpness_every, step):
+            x, y = self.data.train_x[self.sharpness_idx], self.data.train_y[self.sharpness_idx]
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, f"probe/power/{step}"))
+            out.update(
+                probes.sharpness(
+                    lambda: loss_fn(x, y),
+                    params,
+                    lr,
+                    self.cfg.sharpness_iters,
+                    generator,
+                    preconditioner=probes.adam_preconditioner(optimizer),
+                    beta1=self.beta1,
+                )
+            )
+        if self.due(self.cfg.dead_relu_every, step):
+            out.update(probes.dead_relu_share(model, self.eval_x))
+        return out
