@@ -37,6 +37,22 @@ class MLPConfig:
     activation: str = _help("hidden activation: relu, gelu or tanh")
 
 
+@dataclass
+class TransformerConfig:
+    name: str = _help("model family")
+    d_model: int = _help("width of the residual stream")
+    n_heads: int = _help("attention heads (must divide d_model)")
+    n_layers: int = _help("residual blocks")
+    norm_position: str = _help("pre (x + f(LN(x))) or post (LN(x + f(x)), the original) layer norm")
+    dropout: float = _help("dropout probability in attention and MLP")
+
+
+@dataclass
+class CNNConfig:
+    name: str = _help("model family")
+    channels: list[int] = field(default_factory=lambda: [], metadata={"help": "channels of the two 3x3 convolutions"})
+
+
 # ------------------------------------------------------------------------------------------------ data
 @dataclass
 class ClustersConfig:
@@ -56,6 +72,17 @@ class DigitsConfig:
     name: str = _help("dataset")
     seed: int = _help("seed of the train/held-out split")
     eval_fraction: float = _help("share of the 1797 digits held out for evaluation")
+
+
+@dataclass
+class SortConfig:
+    name: str = _help("dataset")
+    seed: int = _help("seed of the generated sequences")
+    n_train: int = _help("training sequences")
+    n_eval: int = _help("held-out sequences")
+    seq_len: int = _help("tokens per sequence")
+    vocab_size: int = _help("distinct tokens (chance token accuracy is about 1/vocab_size)")
+    n_groups: int = _help("groups: each draws its tokens from its own band of the vocabulary")
 
 
 # ------------------------------------------------------------------------------------------------ skew
@@ -176,8 +203,8 @@ class Config:
 
 
 GROUPS: dict[str, dict[str, type]] = {
-    "model": {"mlp": MLPConfig},
-    "data": {"clusters": ClustersConfig, "digits": DigitsConfig},
+    "model": {"mlp": MLPConfig, "cnn": CNNConfig, "transformer": TransformerConfig},
+    "data": {"clusters": ClustersConfig, "digits": DigitsConfig, "sort": SortConfig},
     "optimizer": {
         "sgd": SGDConfig,
         "momentum": MomentumConfig,
@@ -294,15 +321,57 @@ def validate(c: Config) -> None:
 
 def _validate_groups(c: Config) -> None:
     m = c.model
-    _check(
-        all(isinstance(h, int) and h >= 1 for h in m.hidden_sizes),
-        f"model.hidden_sizes={m.hidden_sizes} is not allowed: widths must be integers >= 1, e.g. [128,128]",
-    )
-    _check(
-        m.activation in ACTIVATIONS,
-        f"model.activation={m.activation} is not allowed: choose one of {', '.join(ACTIVATIONS)}",
-    )
     d = c.data
+    if isinstance(m, MLPConfig):
+        _check(
+            all(isinstance(h, int) and h >= 1 for h in m.hidden_sizes),
+            f"model.hidden_sizes={m.hidden_sizes} is not allowed: widths must be integers >= 1, e.g. [128,128]",
+        )
+        _check(
+            m.activation in ACTIVATIONS,
+            f"model.activation={m.activation} is not allowed: choose one of {', '.join(ACTIVATIONS)}",
+        )
+    sequence_data = isinstance(d, SortConfig)
+    _check(
+        isinstance(m, TransformerConfig) == sequence_data,
+        f"model={m.name} is not allowed with data={d.name}: the transformer trains on sequences (data=sort), "
+        "mlp and cnn on feature vectors (data=clusters or digits); set "
+        + ("data=sort" if isinstance(m, TransformerConfig) else "model=transformer" if sequence_data else "data"),
+    )
+    if isinstance(m, CNNConfig):
+        _check(
+            isinstance(d, DigitsConfig),
+            f"model=cnn is not allowed with data={d.name}: the CNN reads 8x8 images; set data=digits",
+        )
+        _check(
+            len(m.channels) == 2 and all(ch >= 1 for ch in m.channels),
+            f"model.channels={m.channels} is not allowed: give two channel counts >= 1, e.g. [16,32]",
+        )
+    if isinstance(m, TransformerConfig):
+        _check(
+            m.norm_position in ("pre", "post"),
+            f"model.norm_position={m.norm_position} is not allowed: choose pre or post",
+        )
+        _check(
+            m.n_heads >= 1 and m.d_model % m.n_heads == 0,
+            f"model.n_heads={m.n_heads} is not allowed with model.d_model={m.d_model}: heads must divide d_model",
+        )
+        _check(m.n_layers >= 1, f"model.n_layers={m.n_layers} is not allowed: it must be >= 1")
+        _check(0 <= m.dropout < 1, f"model.dropout={m.dropout} is not allowed: it must be in [0, 1)")
+    if isinstance(d, SortConfig):
+        for key in ("n_train", "n_eval", "seq_len", "n_groups"):
+            value = getattr(d, key)
+            _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
+        _check(d.vocab_size >= 2, f"data.vocab_size={d.vocab_size} is not allowed: it must be >= 2")
+        _check(
+            d.n_groups <= d.vocab_size,
+            f"data.n_groups={d.n_groups} is not allowed with data.vocab_size={d.vocab_size}: at most one group per "
+            "token",
+        )
+        _check(
+            c.batch_size <= d.n_train,
+            f"batch_size={c.batch_size} is not allowed with data.n_train={d.n_train}: lower batch_size",
+        )
     if isinstance(d, ClustersConfig):
         for key in ("n_train", "n_eval", "n_features", "n_classes", "clusters_per_class"):
             value = getattr(d, key)

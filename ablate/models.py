@@ -1,10 +1,11 @@
-"""The small models studies train."""
+"""The small models studies train: the MLP here, the CNN and the Transformer in ``ablate/nets.py``."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from ablate.config import MLPConfig
+from ablate.config import CNNConfig, MLPConfig, TransformerConfig
+from ablate.nets import CNN, Transformer
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -26,4 +27,10 @@ def build_model(cfg: object, in_features: int, n_classes: int) -> nn.Module:
     """The model for a ``model`` config group option (parameters initialised from torch's global RNG)."""
     if isinstance(cfg, MLPConfig):
         return MLP(in_features, n_classes, list(cfg.hidden_sizes), cfg.activation)
+    if isinstance(cfg, CNNConfig):
+        return CNN(in_features, n_classes, list(cfg.channels))
+    if isinstance(cfg, TransformerConfig):  # in_features is the sequence length, n_classes the vocabulary
+        return Transformer(
+            n_classes, in_features, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.norm_position, cfg.dropout
+        )
     raise TypeError(f"unknown model config {cfg!r}")

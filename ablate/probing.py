@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ablate import probes
 from ablate.config import AdamConfig, Config, RMSpropConfig
@@ -67,17 +68,19 @@ class Prober:
         if self.due(self.cfg.sharpness_every, step):
             x, y = self.data.train_x[self.sharpness_idx], self.data.train_y[self.sharpness_idx]
             generator = torch.Generator().manual_seed(derive_seed(self.seed, f"probe/power/{step}"))
-            out.update(
-                probes.sharpness(
-                    lambda: loss_fn(x, y),
-                    params,
-                    lr,
-                    self.cfg.sharpness_iters,
-                    generator,
-                    preconditioner=probes.adam_preconditioner(optimizer),
-                    beta1=self.beta1,
+            # Hessian-vector products need double backward, which the fused attention kernels lack
+            with sdpa_kernel(SDPBackend.MATH):
+                out.update(
+                    probes.sharpness(
+                        lambda: loss_fn(x, y),
+                        params,
+                        lr,
+                        self.cfg.sharpness_iters,
+                        generator,
+                        preconditioner=probes.adam_preconditioner(optimizer),
+                        beta1=self.beta1,
+                    )
                 )
-            )
         if self.due(self.cfg.dead_relu_every, step):
             out.update(probes.dead_relu_share(model, self.eval_x))
         return out

@@ -89,3 +89,34 @@ def test_optimizers_are_the_real_torch_classes(overrides, cls, expected) -> None
     for key, value in expected.items():
         assert opt.param_groups[0][key] == value
     assert set_lr(opt, 0.123) == 0.123 and all(g["lr"] == 0.123 for g in opt.param_groups)
+
+
+def test_models_match_their_data(tmp_path) -> None:
+    from ablate.config import ConfigError
+    from ablate.runner import execute
+    from analysis.load import read_metrics, read_result
+
+    with pytest.raises(ConfigError, match="model=transformer is not allowed with data=clusters: .*set data=sort"):
+        make_config("model=transformer")
+    with pytest.raises(ConfigError, match="model=cnn is not allowed with data=clusters: .*set data=digits"):
+        make_config("model=cnn")
+    with pytest.raises(ConfigError, match="model=mlp is not allowed with data=sort: .*set model=transformer"):
+        make_config("data=sort")
+    with pytest.raises(ConfigError, match="skew=spurious is not allowed with data=sort"):
+        make_config("model=transformer", "data=sort", "skew=spurious")
+    small = ("steps=20", "eval_every=10", "tracker.progress=off", "skew.steps=10")
+    for name, overrides in {
+        "transformer": (
+            "model=transformer",
+            "data=sort",
+            "data.n_train=256",
+            "model.norm_position=post",
+            "skew=cluster",
+        ),
+        "cnn": ("model=cnn", "data=digits", "skew=sorted"),
+    }.items():
+        config = make_config(*small, *overrides)
+        assert execute(config, tmp_path / name, name, [], {}) == "completed"
+        final = read_metrics(tmp_path / name)[-1]
+        assert 0 <= final["eval/acc"] <= 1 and "eval/early/acc" in final and "eval/rest/loss" in final
+        assert read_result(tmp_path / name)["summary"]["skew_gap_end"] is not None

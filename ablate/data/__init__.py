@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from ablate.config import ClustersConfig, DigitsConfig
+from ablate.config import ClustersConfig, DigitsConfig, SortConfig
 from ablate.data.clusters import make_clusters
 from ablate.data.dataset import Dataset
 from ablate.data.digits import load_digits_split
 from ablate.data.samplers import IIDBatchSampler
+from ablate.data.sequence import make_sort_task
 
 __all__ = ["Dataset", "IIDBatchSampler", "build_dataset"]
 
@@ -19,6 +20,8 @@ def build_dataset(cfg: object, device: torch.device) -> Dataset:
         dataset = make_clusters(cfg)
     elif isinstance(cfg, DigitsConfig):
         dataset = load_digits_split(cfg)
+    elif isinstance(cfg, SortConfig):
+        dataset = make_sort_task(cfg.seed, cfg.n_train, cfg.n_eval, cfg.seq_len, cfg.vocab_size, cfg.n_groups)
     else:
         raise TypeError(f"unknown data config {cfg!r}")
     return dataset.to(device)
