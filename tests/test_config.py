@@ -14,8 +14,10 @@ from tests.conftest import make_config, run_ablate
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_every_yaml_option_has_a_schema_and_composes(group: str) -> None:
     assert group_options(group) == sorted(GROUPS[group]), f"conf/{group}/ and config.GROUPS disagree"
+    partner = {"model=transformer": "data=sort", "model=cnn": "data=digits", "data=sort": "model=transformer"}
     for option in group_options(group):
-        config = make_config(f"{group}={option}")
+        chosen = f"{group}={option}"
+        config = make_config(chosen, *([partner[chosen]] if chosen in partner else []))
         assert isinstance(getattr(config, group), GROUPS[group][option])
         assert getattr(config, group).name == option
 
