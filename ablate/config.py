@@ -450,6 +450,11 @@ def _validate_skew(c: Config) -> None:
         0 <= k.group < groups,
         f"skew.group={k.group} is not allowed with data={c.data.name}: its groups are 0 .. {groups - 1}",
     )
+    _check(
+        groups >= 2 or k.name in ("none", "sorted"),
+        f"skew={k.name} is not allowed with data={c.data.name} of {groups} group: it needs a favoured group and "
+        "others; use a dataset with at least 2 groups",
+    )
     _check(0.0 < k.strength <= 1.0, f"skew.strength={k.strength} is not allowed: it must be in (0, 1], e.g. 0.75")
     _check(k.recovery_tolerance > 0, f"skew.recovery_tolerance={k.recovery_tolerance} is not allowed: it must be > 0")
     if k.name == "spurious":
@@ -476,23 +481,24 @@ def resolve_warmup_steps(c: Config) -> int:
     (2021), e.g. 2000 steps for beta2 = 0.999 (RMSProp's ``alpha`` stands in for beta2). ``warmup_shape=none``
     means no warmup whatever W says, so it resolves to 0.
     """
-    if c.warmup == "auto":
-        beta2 = second_moment_decay(c.optimizer)
-        _check(
-            beta2 is not None,
-            f"warmup=auto is not allowed with optimizer={c.optimizer.name}: the rule ceil(2/(1-beta2)) needs a "
-            "second-moment decay (adam, adamw, radam, rmsprop); set warmup to a number of steps",
-        )
-        assert beta2 is not None
-        _check(beta2 > 0, f"warmup=auto needs beta2 > 0, got optimizer beta2={beta2}; set warmup to a number")
-        steps = math.ceil(2.0 / (1.0 - beta2) - 1e-9)  # tolerance: 2/(1-0.999) is 2000.0000000000018
-    else:
-        _check(
-            isinstance(c.warmup, int) and not isinstance(c.warmup, bool) and c.warmup >= 0,
-            f"warmup={c.warmup} is not allowed: it must be an integer number of steps >= 0, or auto",
-        )
-        steps = c.warmup
-    return 0 if c.warmup_shape == "none" else steps
+    _check(
+        c.warmup == "auto" or (isinstance(c.warmup, int) and not isinstance(c.warmup, bool) and c.warmup >= 0),
+        f"warmup={c.warmup} is not allowed: it must be an integer number of steps >= 0, or auto",
+    )
+    if c.warmup_shape == "none":
+        return 0
+    if c.warmup != "auto":
+        return int(c.warmup)
+    beta2 = second_moment_decay(c.optimizer)
+    _check(
+        beta2 is not None,
+        f"warmup=auto is not allowed with optimizer={c.optimizer.name}: the rule ceil(2/(1-beta2)) needs a "
+        "second-moment decay (adam, adamw, radam, rmsprop); set warmup to a number of steps",
+    )
+    assert beta2 is not None
+    _check(beta2 > 0, f"warmup=auto needs beta2 > 0, got optimizer beta2={beta2}; set warmup to a number")
+    steps = math.ceil(2.0 / (1.0 - beta2) - 1e-9)  # tolerance: 2/(1-0.999) is 2000.0000000000018
+    return steps
 
 
 def config_dict(c: Config) -> dict[str, Any]:
@@ -507,5 +513,6 @@ def run_id(c: Config) -> str:
     same factors get the same id wherever they were written.
     """
     d = {k: v for k, v in config_dict(c).items() if k not in _NOT_IDENTITY}
+    d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k != "default_lr"}  # `lr` holds the rate used
     canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

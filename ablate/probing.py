@@ -52,7 +52,17 @@ class Prober:
     def before_update(
         self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, lr: float, loss_fn: probes.BatchLossFn
     ) -> dict[str, float]:
-        """The probes due at ``step``, measured at the current parameters and optimizer state."""
+        """The probes due at ``step``, measured at the current parameters and optimizer state.
+
+        Runs in a forked random state, so a model with dropout draws the same training masks with probes on.
+        """
+        device = self.data.train_x.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return self._measure(step, model, optimizer, lr, loss_fn)
+
+    def _measure(
+        self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, lr: float, loss_fn: probes.BatchLossFn
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         params = probes.optimizer_params(optimizer)
         if self.due(self.cfg.second_moment_every, step):

@@ -72,7 +72,11 @@ def split_factors(config: DictConfig) -> tuple[list[str], list[str]]:
 def run_records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every ``result.json`` under ``sweep_dir`` (superseded records excluded), with its run directory."""
     found = []
-    for path in sorted(sweep_dir.rglob(RESULT_FILE)):
+
+    def natural(path: Path) -> list[tuple[int, int | str]]:  # run 2 before run 10
+        return [(0, int(part)) if part.isdigit() else (1, part) for part in path.relative_to(sweep_dir).parts]
+
+    for path in sorted(sweep_dir.rglob(RESULT_FILE), key=natural):
         if "superseded" in path.relative_to(sweep_dir).parts:
             continue
         try:

@@ -39,9 +39,13 @@ class Summary:
             self.first_train_loss = loss
         self.train_losses.append(loss)
 
-    def add_eval(self, step: int, held_out: dict[str, float]) -> None:
+    def window_mean(self) -> float | None:
+        """Mean of the finite train losses of the last ``window_steps`` updates."""
         window = [x for x in self.train_losses if math.isfinite(x)]
-        self.evals.append((step, held_out, sum(window) / len(window) if window else None))
+        return sum(window) / len(window) if window else None
+
+    def add_eval(self, step: int, held_out: dict[str, float]) -> None:
+        self.evals.append((step, held_out, self.window_mean()))
 
     def result(self, final: dict[str, float] | None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -57,8 +61,7 @@ class Summary:
             if finite:
                 _, out[f"best_{name}_step"], out[f"best_{name}"] = min(finite)
         out["first_train_loss"] = finite_or_none(self.first_train_loss)
-        window = [x for x in self.train_losses if math.isfinite(x)]
-        out["final_train_loss"] = sum(window) / len(window) if final and window else None
+        out["final_train_loss"] = self.window_mean() if final else None
         out.update(self.early_overfitting(completed=final is not None))
         return out
 

@@ -134,7 +134,3 @@ class Trackers:
             self.updates_logged = step + 1
         for t in self.trackers:
             t.log(step, metrics)
-
-    def finish(self, result: dict[str, Any]) -> None:
-        for t in self.trackers:
-            t.finish(result)

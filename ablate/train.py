@@ -18,7 +18,7 @@ from ablate.data import Dataset, build_dataset
 from ablate.data.skew import HeldOut, SkewedBatchSampler, apply_skew, build_sampler
 from ablate.models import build_model
 from ablate.optim import build_optimizer, set_lr
-from ablate.probes import layer_update_ratios, snapshot
+from ablate.probes import layer_update_ratios, optimizer_params, snapshot
 from ablate.probing import Prober
 from ablate.runtime import derive_seed, seed_everything
 from ablate.schedules import Schedule, build_schedule
@@ -52,7 +52,7 @@ class Parts:
 
     @property
     def params(self) -> list[torch.Tensor]:
-        return [p for group in self.optimizer.param_groups for p in group["params"]]
+        return optimizer_params(self.optimizer)
 
 
 def build(config: Config, device: torch.device) -> Parts:
@@ -132,21 +132,18 @@ def train_step(parts: Parts, step: int, measure: bool, layer_ratios: bool = Fals
     loss = cross_entropy(logits, y)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    row = {M.TRAIN_LOSS: loss.item(), M.LR: lr}
     named_before = snapshot(parts.model) if layer_ratios else None
-    if not measure:
-        parts.optimizer.step()
-        row = {M.TRAIN_LOSS: loss.item(), M.LR: lr}
-        if named_before is not None:
-            row.update(layer_update_ratios(named_before, parts.model))
-        return row
-    params = parts.params
-    row = {M.TRAIN_LOSS: loss.item(), M.TRAIN_ACC: accuracy(logits.detach(), y).item(), M.LR: lr}
-    row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
-    before = [p.detach().clone() for p in params]
+    if measure:
+        params = parts.params
+        row[M.TRAIN_ACC] = accuracy(logits.detach(), y).item()
+        row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
+        before = [p.detach().clone() for p in params]
     parts.optimizer.step()
-    with torch.no_grad():
-        change = list(torch._foreach_sub(params, before))
-        row[M.UPDATE_RATIO] = (global_norm(change) / global_norm(before)).item()
+    if measure:
+        with torch.no_grad():
+            change = list(torch._foreach_sub(params, before))
+            row[M.UPDATE_RATIO] = (global_norm(change) / global_norm(before)).item()
     if named_before is not None:
         row.update(layer_update_ratios(named_before, parts.model))
     return row
@@ -195,4 +192,7 @@ def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     final = evaluate(parts.model, parts.held_out)
     summary.add_eval(config.steps, final)
     log(config.steps, final)
+    if not math.isfinite(final[M.EVAL_LOSS]):  # the last update broke the parameters
+        reason = f"non-finite held-out loss after the last update ({final[M.EVAL_LOSS]})"
+        return Outcome("diverged", config.steps, config.steps, reason, summary.result(final=None))
     return Outcome("completed", config.steps, summary=summary.result(final=final))

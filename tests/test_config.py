@@ -86,12 +86,22 @@ def test_validation_messages(overrides: list[str], message: str) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_warmup_shape_none_ignores_warmup_auto_and_single_group_skew_is_an_error() -> None:
+    assert make_config("optimizer=sgd", "warmup=auto", "warmup_shape=none").warmup == "auto"
+    with pytest.raises(ConfigError, match="warmup=-5 is not allowed"):
+        make_config("warmup=-5", "warmup_shape=none")
+    with pytest.raises(ConfigError, match="skew=cluster is not allowed with data=clusters of 1 group"):
+        make_config("skew=cluster", "data.clusters_per_class=1")
+
+
 def test_run_id_is_stable_and_ignores_tracker_settings() -> None:
     a = run_id(make_config("warmup=100"))
     assert a == run_id(make_config("warmup=100"))
     assert a == run_id(make_config("warmup=100", "tracker.progress=off"))
     assert a != run_id(make_config("warmup=101"))
     assert a != run_id(make_config("warmup=100", "seed=1"))
+    explicit = run_id(make_config("optimizer=sgd", "lr=0.1"))
+    assert explicit == run_id(make_config("optimizer=sgd", "lr=0.1", "optimizer.default_lr=0.5"))
 
 
 @pytest.mark.slow

@@ -25,10 +25,18 @@ def training_metrics(rows: list[dict]) -> list[dict]:
     return [{k: r[k] for k in keep if k in r} for r in rows]
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_probes_do_not_change_the_run(tmp_path: Path, optimizer: str) -> None:
-    plain = run(tmp_path, "plain", f"optimizer={optimizer}")
-    probed = run(tmp_path, "probed", f"optimizer={optimizer}", *PROBES)
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("optimizer=adam",),
+        ("optimizer=sgd",),
+        ("model=transformer", "data=sort", "model.dropout=0.1", "probes.sharpness_examples=64"),
+    ],
+    ids=["adam", "sgd", "transformer-with-dropout"],
+)
+def test_probes_do_not_change_the_run(tmp_path: Path, overrides: tuple[str, ...]) -> None:
+    plain = run(tmp_path, "plain", *overrides)
+    probed = run(tmp_path, "probed", *overrides, *PROBES)
     assert training_metrics(plain) == training_metrics(probed)
     assert not any(k.startswith("probe/") for r in plain for k in r)
 

@@ -156,3 +156,11 @@ def test_sigkill_mid_run_leaves_a_readable_record(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "running"  # it never finished: a killed run is recognisable
     assert result["provenance"]["pid"] == proc.pid
+
+
+def test_a_non_finite_final_evaluation_is_recorded_as_divergence(tmp_path: Path) -> None:
+    status, run_dir = run(tmp_path, "optimizer=sgd", "lr=1e30", "steps=1", "tracker.progress=off")
+    result = read_result(run_dir)
+    assert status == result["status"] == "diverged"  # never left saying "running"
+    assert result["summary"]["diverged_step"] == 1 and "held-out loss" in result["summary"]["divergence_reason"]
+    assert read_metrics(run_dir)[-1]["eval/loss"] is None  # non-finite values are written as null

@@ -145,3 +145,14 @@ def test_held_out_masks_match_groups() -> None:
     parts = build(make_config("skew.group=1"), CPU)
     assert isinstance(parts.held_out, HeldOut)
     assert torch.equal(parts.held_out.early, parts.data.eval_group == 1)
+
+
+def test_summary_rows_are_in_run_order_past_ten(tmp_path) -> None:
+    import json
+
+    from ablate.study import run_records
+
+    for job in (0, 1, 2, 10, 11):
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "result.json").write_text(json.dumps({"job": job}))
+    assert [r["job"] for _, r in run_records(tmp_path)] == [0, 1, 2, 10, 11]
