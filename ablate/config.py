@@ -176,6 +176,17 @@ class LocalTrackerConfig:
     progress: str = _help("console output: auto (a bar on a terminal, a line per run otherwise), bar, line, off")
 
 
+@dataclass
+class WandbTrackerConfig:
+    name: str = _help("tracker preset")
+    progress: str = _help("console output: auto (a bar on a terminal, a line per run otherwise), bar, line, off")
+    project: str = _help("W&B project")
+    entity: str = _help("W&B entity (team or user); empty: your default")
+    mode: str = _help("offline (default; sync later with python -m ablate.sync), online or disabled")
+    log_every: int = _help("send every this many steps to W&B (plus every eval/probe line); the record keeps all")
+    init_timeout_s: float = _help("give up starting W&B after this many seconds and continue without it")
+
+
 # ----------------------------------------------------------------------------------------------- top
 @dataclass
 class Config:
@@ -219,7 +230,7 @@ GROUPS: dict[str, dict[str, type]] = {
         "linear": DecayScheduleConfig,
         "inverse_sqrt": InverseSqrtScheduleConfig,
     },
-    "tracker": {"local": LocalTrackerConfig},
+    "tracker": {"local": LocalTrackerConfig, "wandb": WandbTrackerConfig},
     "skew": {"none": SkewConfig, "cluster": SkewConfig, "spurious": SkewConfig, "sorted": SkewConfig},
     "probes": {"none": ProbesConfig, "all": ProbesConfig},
 }
@@ -427,6 +438,16 @@ def _validate_groups(c: Config) -> None:
     for key in ("second_moment_batches", "sharpness_iters", "sharpness_examples"):
         value = getattr(p, key)
         _check(value >= 1, f"probes.{key}={value} is not allowed: it must be an integer >= 1")
+    if isinstance(c.tracker, WandbTrackerConfig):
+        _check(
+            c.tracker.mode in ("offline", "online", "disabled"),
+            f"tracker.mode={c.tracker.mode} is not allowed: choose offline, online or disabled",
+        )
+        _check(c.tracker.log_every >= 1, f"tracker.log_every={c.tracker.log_every} is not allowed: it must be >= 1")
+        _check(
+            c.tracker.init_timeout_s > 0,
+            f"tracker.init_timeout_s={c.tracker.init_timeout_s} is not allowed: it must be > 0",
+        )
     _check(
         c.tracker.progress in PROGRESS_MODES,
         f"tracker.progress={c.tracker.progress} is not allowed: choose one of {', '.join(PROGRESS_MODES)}",

@@ -16,9 +16,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ablate.config import Config, config_dict, resolve_warmup_steps, run_id
+from ablate.config import Config, WandbTrackerConfig, config_dict, resolve_warmup_steps, run_id
 from ablate.runtime import atomic_write_text, pick_device, provenance
-from ablate.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Console, RunRecord, Trackers
+from ablate.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Console, RunRecord, Tracker, Trackers
 from ablate.train import train
 
 
@@ -53,7 +53,9 @@ def execute(config: Config, run_dir: Path, label: str, overrides: list[str], stu
         "started_at": _now(),
     }
     record = RunRecord(run_dir)
-    trackers = Trackers([record, Console(config.tracker.progress, config.steps, label)])
+    trackers = Trackers(
+        [record, *extra_trackers(config, run_dir), Console(config.tracker.progress, config.steps, label)]
+    )
     tic = time.perf_counter()
     result: dict[str, Any] = dict(info)
     try:
@@ -79,6 +81,15 @@ def execute(config: Config, run_dir: Path, label: str, overrides: list[str], stu
         result.update(status="failed", error=f"{type(err).__name__}: {first}", traceback=traceback.format_exc())
     _close(trackers, result, info, tic)
     return result["status"]
+
+
+def extra_trackers(config: Config, run_dir: Path) -> list[Tracker]:
+    """The trackers a ``tracker`` preset adds to the run record and the console."""
+    if isinstance(config.tracker, WandbTrackerConfig):
+        from ablate.wandb_tracker import WandbTracker
+
+        return [WandbTracker(config, run_dir)]
+    return []
 
 
 def _close(trackers: Trackers, result: dict[str, Any], info: dict[str, Any], tic: float) -> None:
