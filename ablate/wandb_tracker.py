@@ -98,7 +98,7 @@ class WandbTracker:
                 tags=[o.lstrip("+~") for o in overrides if factors is None or o.partition("=")[0] in factors],
                 config=flatten(config_dict(self.config)),
                 dir=str(self.run_dir),
-                mode=mode,
+                mode=mode,  # type: ignore[arg-type]  # validated: offline, online or disabled
                 settings=wandb.Settings(init_timeout=cfg.init_timeout_s, console="off"),
             )
             self.run.define_metric("step")
