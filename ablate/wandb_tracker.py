@@ -13,7 +13,7 @@ keeps every step. If W&B fails to start or to log, the tracker warns once and go
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,9 @@ class WandbTracker:
         self._warned = False
 
     def _warn(self, what: str, err: BaseException) -> None:
-        if not self._warned:
-            warnings.warn(f"W&B {what} failed, the run continues with its local record only: {err}", stacklevel=2)
+        if not self._warned:  # once, one line: the run goes on with its local record
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            print(f"warning: W&B {what} failed, continuing with the local run record only: {first}", file=sys.stderr)
             self._warned = True
         self.run = None
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,59 @@ def test_offline_study_matches_the_run_records(tmp_path: Path) -> None:
         assert wandb_run["summary"]["status"] == "completed"
         assert wandb_run["summary"]["final_eval_loss"] == pytest.approx(result["summary"]["final_eval_loss"])
         assert wandb_run["exit_code"] == 0
+
+
+def silent_server() -> tuple[socket.socket, list[socket.socket]]:
+    """A local port that accepts connections and never answers (a hung W&B server)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, accepted
+
+
+def refusing_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: connections are refused
+    return port
+
+
+@pytest.mark.parametrize("server", ["never-answers", "refuses"])
+def test_wandb_failure_costs_nothing_but_a_warning(tmp_path: Path, server: str, monkeypatch) -> None:
+    if server == "never-answers":
+        listener, _ = silent_server()
+        port = listener.getsockname()[1]
+    else:
+        port = refusing_port()
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    tic = time.monotonic()
+    done = run_ablate(
+        "tracker=wandb",
+        "tracker.mode=online",
+        "tracker.init_timeout_s=5",
+        "steps=60",
+        "eval_every=20",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - tic
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning: W&B start failed, continuing with the local run record only") == 1
+    assert "Traceback" not in done.stderr
+    assert elapsed < 60, f"bounded: the W&B start gives up after init_timeout_s (took {elapsed:.0f} s)"
+    result = read_result(tmp_path / "run")
+    assert result["status"] == "completed"
+    assert [r["step"] for r in read_metrics(tmp_path / "run")] == list(range(61))
