@@ -119,3 +119,30 @@ def test_wandb_failure_costs_nothing_but_a_warning(tmp_path: Path, server: str, 
     result = read_result(tmp_path / "run")
     assert result["status"] == "completed"
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == list(range(61))
+
+
+def test_sync_lists_skips_synced_and_reports_failures(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    study = tmp_path / "study"
+    done = run_ablate("-m", "warmup=0,10,20", "tracker=wandb", "steps=30", f"hydra.sweep.dir={study}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (marker_run,) = (study / "1").glob("wandb/offline-run-*")
+    (marker_run / f"run-{read_result(study / '1')['run_id']}.wandb.synced").write_text("")
+
+    def sync(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ablate.sync", *args], capture_output=True, text=True, timeout=120)
+
+    dry = sync(str(study), "--dry-run")
+    assert dry.returncode == 0
+    assert "3 offline W&B run(s)" in dry.stdout and "1 already synced, 2 to upload" in dry.stdout
+    assert dry.stdout.count("would upload") == 2 and "/1/wandb" not in dry.stdout
+    # a server that refuses: each upload fails within its time limit, reported, exit status 1
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{refusing_port()}")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    failed = sync(str(study), "--timeout", "8")
+    assert failed.returncode == 1
+    assert failed.stdout.count("failed: ") == 2 and "0 synced, 2 failed" in failed.stdout
+    missing = sync(str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
