@@ -147,25 +147,34 @@ def _check_value(schema: type, key: str, prefix: str, raw: list[object]) -> None
             raise ConfigError(f"{prefix}{key}={value} is not allowed: {prefix}{key} takes {name}") from None
 
 
-def validate_single_run(args: list[str]) -> None:
-    """Compose and validate a single run's config before Hydra creates its output directory."""
+def compose_config(overrides: list[str]) -> Config:
+    """The typed, validated config of one run, composed exactly as ``python -m ablate <overrides>`` does.
+
+    For single-run validation, tests and benchmarks; raises ConfigError with a one-line message.
+    """
     from hydra import compose, initialize_config_dir
-    from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
 
     from ablate.config import register_configs, to_typed
 
-    parsed, _ = get_args_parser().parse_known_args(args)
-    if parsed.multirun or parsed.cfg or parsed.info or parsed.help or parsed.hydra_help:
-        return  # studies are validated run by run by the sweeper before any starts
     register_configs()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=parsed.overrides)
+            cfg = compose(config_name="config", overrides=overrides)
     except HydraException as err:
         cause = err.__cause__ or err
         raise ConfigError(str(cause).strip().splitlines()[0]) from None
-    to_typed(cfg)
+    return to_typed(cfg)
+
+
+def validate_single_run(args: list[str]) -> None:
+    """Compose and validate a single run's config before Hydra creates its output directory."""
+    from hydra._internal.utils import get_args_parser
+
+    parsed, _ = get_args_parser().parse_known_args(args)
+    if parsed.multirun or parsed.cfg or parsed.info or parsed.help or parsed.hydra_help:
+        return  # studies are validated run by run by the sweeper before any starts
+    compose_config(parsed.overrides)
 
 
 def run_label(overrides: list[str], factors: list[str] | None, job_num: int | None) -> str:

@@ -17,8 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.cli import CONF_DIR  # noqa: E402
-from ablate.config import Config, register_configs, to_typed  # noqa: E402
+from ablate.cli import compose_config  # noqa: E402
+from ablate.config import Config  # noqa: E402
 from ablate.tracking import RunRecord, Trackers  # noqa: E402
 from ablate.train import build, run_loop  # noqa: E402
 
@@ -32,11 +32,7 @@ PROBES = {
 
 
 def make_config(*overrides: str) -> Config:
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return to_typed(compose(config_name="config", overrides=["tracker.progress=off", *overrides]))
+    return compose_config(["tracker.progress=off", *overrides])
 
 
 def seconds_per_step(config: Config) -> float:

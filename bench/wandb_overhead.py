@@ -19,17 +19,13 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 
-from ablate.cli import CONF_DIR  # noqa: E402
-from ablate.config import Config, register_configs, to_typed  # noqa: E402
+from ablate.cli import compose_config  # noqa: E402
+from ablate.config import Config  # noqa: E402
 from ablate.runner import execute  # noqa: E402
 
 
 def make_config(*overrides: str) -> Config:
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return to_typed(compose(config_name="config", overrides=["tracker.progress=off", *overrides]))
+    return compose_config(["tracker.progress=off", *overrides])
 
 
 def run_seconds(config: Config) -> float:

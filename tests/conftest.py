@@ -8,23 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from ablate.cli import CONF_DIR
-from ablate.config import Config, register_configs, to_typed
+from ablate.cli import compose_config
+from ablate.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def compose_cfg(*overrides: str):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 def make_config(*overrides: str) -> Config:
     """A validated typed config, exactly as ``python -m ablate <overrides>`` would build it."""
-    return to_typed(compose_cfg(*overrides))
+    return compose_config(list(overrides))
 
 
 def run_ablate(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
