@@ -9,18 +9,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from overhead import ablate_loop  # noqa: E402  (same directory: times ablate's loop with the record on)
+
 from ablate.cli import compose_config  # noqa: E402
 from ablate.config import Config  # noqa: E402
-from ablate.tracking import RunRecord, Trackers  # noqa: E402
-from ablate.train import build, run_loop  # noqa: E402
 
 CPU = torch.device("cpu")
 PROBES = {
@@ -35,18 +33,6 @@ def make_config(*overrides: str) -> Config:
     return compose_config(["tracker.progress=off", *overrides])
 
 
-def seconds_per_step(config: Config) -> float:
-    parts = build(config, CPU)
-    with tempfile.TemporaryDirectory() as tmp:
-        record = RunRecord(Path(tmp))
-        record.start({})
-        tic = time.perf_counter()
-        run_loop(config, parts, Trackers([record]).log)
-        elapsed = time.perf_counter() - tic
-        record.finish({})
-    return elapsed / config.steps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -55,14 +41,14 @@ def main() -> None:
     args = parser.parse_args()
     common = [f"steps={args.steps}", f"optimizer={args.optimizer}", f"eval_every={args.steps}"]
     base_config = make_config(*common)
-    seconds_per_step(base_config)  # warm-up
+    ablate_loop(base_config)  # warm-up
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, optimizer={args.optimizer}, default MLP")
     for name, overrides in PROBES.items():
         config = make_config(*common, *overrides)
-        seconds_per_step(config)
+        ablate_loop(config)
         ratios, base_times, probe_times = [], [], []
         for _ in range(args.repeats):
-            b, p = seconds_per_step(base_config), seconds_per_step(config)
+            b, p = ablate_loop(base_config), ablate_loop(config)
             ratios.append(p / b)
             base_times.append(b)
             probe_times.append(p)
