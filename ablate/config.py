@@ -184,7 +184,10 @@ class WandbTrackerConfig:
     entity: str = _help("W&B entity (team or user); empty: your default")
     mode: str = _help("offline (default; sync later with python -m ablate.sync), online or disabled")
     log_every: int = _help("send every this many steps to W&B (plus every eval/probe line); the record keeps all")
+    flush_every_s: float = _help("send buffered rows to W&B at most this often (and at the end of the run)")
     init_timeout_s: float = _help("give up starting W&B after this many seconds and continue without it")
+    save_requirements: bool = _help("upload the environment's package list with each run (~70 ms per run here)")
+    system_metrics: bool = _help("sample CPU/GPU/memory use in the background during each run")
 
 
 # ----------------------------------------------------------------------------------------------- top
@@ -447,6 +450,10 @@ def _validate_groups(c: Config) -> None:
         _check(
             c.tracker.init_timeout_s > 0,
             f"tracker.init_timeout_s={c.tracker.init_timeout_s} is not allowed: it must be > 0",
+        )
+        _check(
+            c.tracker.flush_every_s >= 0,
+            f"tracker.flush_every_s={c.tracker.flush_every_s} is not allowed: it must be >= 0 (0: send every row)",
         )
     _check(
         c.tracker.progress in PROGRESS_MODES,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,14 @@ def run_name(overrides: list[str], factors: list[str] | None) -> str:
     return "-".join(parts) or "defaults"
 
 
+PROVENANCE_KEYS = ("git_commit", "git_dirty", "host", "device", "device_name", "torch", "python")
+
+
+def provenance_keys(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The run record's provenance that is worth a W&B filter, as ``provenance.<key>`` config entries."""
+    return {f"provenance.{key}": provenance.get(key) for key in PROVENANCE_KEYS if key in provenance}
+
+
 def study_group(study: dict[str, Any]) -> str:
     """The W&B group of a run: its study's sweep directory as ``<parent>_<name>``, or ``runs``."""
     sweep_dir = study.get("sweep_dir")
@@ -66,6 +75,9 @@ class WandbTracker:
         self.config = config
         self.run_dir = run_dir
         self.log_every = config.tracker.log_every
+        self.flush_every_s = config.tracker.flush_every_s
+        self._buffer: list[dict[str, Any]] = []
+        self._flushed_at = time.monotonic()
         self.run: Any = None
         self._warned = False
 
@@ -97,10 +109,16 @@ class WandbTracker:
                 id=info["run_id"],
                 resume="allow",
                 tags=[o.lstrip("+~") for o in overrides if factors is None or o.partition("=")[0] in factors],
-                config=flatten(config_dict(self.config)),
+                config={**flatten(config_dict(self.config)), **provenance_keys(info.get("provenance") or {})},
                 dir=str(self.run_dir),
                 mode=mode,  # type: ignore[arg-type]  # validated: offline, online or disabled
-                settings=wandb.Settings(init_timeout=cfg.init_timeout_s, console="off"),
+                settings=wandb.Settings(
+                    init_timeout=cfg.init_timeout_s,
+                    console="off",
+                    x_save_requirements=cfg.save_requirements,
+                    x_disable_stats=not cfg.system_metrics,
+                    disable_git=True,  # 4 git subprocesses per init; the commit is in the config below
+                ),
             )
             self.run.define_metric("step")
             self.run.define_metric("*", step_metric="step")
@@ -114,12 +132,27 @@ class WandbTracker:
         sparse = any(key.startswith(("eval/", "probe/")) for key in metrics)
         if step % self.log_every and not sparse and step != self.config.steps - 1:
             return
+        self._buffer.append({"step": step, **metrics})
+        now = time.monotonic()
+        if now - self._flushed_at >= self.flush_every_s:
+            self._flush()
+            self._flushed_at = now
+
+    def _flush(self) -> None:
+        """Send the buffered rows: W&B's service then works in one burst, not beside every training step."""
+        rows, self._buffer = self._buffer, []
         try:
-            self.run.log({"step": step, **metrics})
+            for row in rows:
+                if self.run is None:
+                    return
+                self.run.log(row)
         except Exception as err:
             self._warn("log", err)
 
     def finish(self, result: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        self._flush()
         if self.run is None:
             return
         try:

@@ -63,6 +63,35 @@ def test_offline_study_matches_the_run_records(tmp_path: Path) -> None:
         assert wandb_run["summary"]["status"] == "completed"
         assert wandb_run["summary"]["final_eval_loss"] == pytest.approx(result["summary"]["final_eval_loss"])
         assert wandb_run["exit_code"] == 0
+    check_analysis_run(sweep, rows)
+
+
+def check_analysis_run(sweep: Path, rows: list[dict[str, str]]) -> None:
+    """The analysis helper logs a figure and a table to one ``job_type=analysis`` run in the study's group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from analysis.to_wandb import analysis_run_id, log_analysis
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(sweep / "curve.png")
+    plt.close(fig)
+    table = pd.DataFrame(rows)[["optimizer", "warmup", "final_eval_loss"]]
+    out = log_analysis(sweep, sweep / "report", {"convergence": sweep / "curve.png"}, {"runs": table})
+    assert out is not None and out.is_relative_to(sweep / "report")
+    analysis = read_offline_run(sweep / "report")
+    assert analysis["run"]["group"] == "studies_warmup-vs-optimizer"
+    assert analysis["run"]["job_type"] == "analysis" and analysis["run"]["project"] == "ablate"
+    assert analysis["run"]["id"] == analysis_run_id(sweep)
+    (logged,) = analysis["history"]
+    assert logged["convergence/_type"] == "image-file" and logged["runs/_type"] == "table-file"
+    assert logged["runs/nrows"] == 4 and logged["runs/ncols"] == 3
+    assert (out / "files" / logged["convergence/path"]).exists()
+    assert analysis["exit_code"] == 0
 
 
 def silent_server() -> tuple[socket.socket, list[socket.socket]]:
