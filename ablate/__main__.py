@@ -33,7 +33,8 @@ def _task(cfg: object) -> str:
         sys.exit(2)
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
-    study = read_study_stamp(Path(hc.sweep.dir)) if multirun else {}
+    stamp = read_study_stamp(Path(hc.sweep.dir)) if multirun else {}
+    study = {key: value for key, value in stamp.items() if key != "grid"}  # each record keeps its study's stamp
     label = run_label(overrides, study.get("factors"), hc.job.num if multirun else None)
     status = execute(config, Path(hc.runtime.output_dir), label, overrides, study)
     _statuses.append(status)
@@ -45,6 +46,9 @@ def main() -> int:
     if "--help" in args or "-h" in args:
         print(help_text())
         return 0
+    if "--fresh" in args:  # run every grid point again; earlier records are set aside, never deleted
+        args = [a for a in args if a != "--fresh"] + ["hydra.sweeper.resume=false"]
+        sys.argv = sys.argv[:1] + args
     try:
         precheck_overrides(args)
         validate_single_run(args)

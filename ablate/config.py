@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -214,6 +215,7 @@ class Config:
     diverge_factor: float = _help("stop as diverged when the train loss exceeds this multiple of its first value")
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
     fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
+    study: str = _help("study name: a multirun goes to outputs/studies/<study> and re-running it resumes")
 
 
 GROUPS: dict[str, dict[str, type]] = {
@@ -245,7 +247,17 @@ PROGRESS_MODES = ("auto", "bar", "line", "off")
 DIGITS_TOTAL = 1797  # examples in scikit-learn's bundled 8x8 digits
 
 # Keys that do not change what a run computes, left out of its identity (run_id).
-_NOT_IDENTITY = ("tracker",)
+_NOT_IDENTITY = ("tracker", "study")
+STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+
+
+def study_dir_name(name: str, stamp: str) -> str:
+    """The ``hydra.sweep.dir`` below ``outputs/studies``: the study's name, or the start time for unnamed ones."""
+    return name or stamp
+
+
+# conf/config.yaml: hydra.sweep.dir = outputs/studies/${ablate_study_dir:${study},'<date>/<time>'}
+OmegaConf.register_new_resolver("ablate_study_dir", study_dir_name, use_cache=True, replace=True)
 
 
 def register_configs() -> None:
@@ -290,6 +302,10 @@ def validate(c: Config) -> None:
     _check(
         isinstance(c.steps, int) and c.steps >= 1,
         f"steps={c.steps} is not allowed: total steps must be an integer >= 1; set e.g. steps=1000",
+    )
+    _check(
+        c.study == "" or (STUDY_NAME.fullmatch(c.study) is not None and ".." not in c.study.split("/")),
+        f"study={c.study} is not allowed: use letters, digits, '.', '_', '-' and '/' between parts, e.g. study=warmup-vs-adam",
     )
     warmup_steps = resolve_warmup_steps(c)  # checks the warmup value itself
     _check(

@@ -86,22 +86,29 @@ def run_records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def summary_rows(sweep_dir: Path, multirun_id: str) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Rows of this multirun's runs, and the run directories that belong to other multiruns."""
-    rows, stale = [], []
-    for run_dir, result in run_records(sweep_dir):
-        if (result.get("study") or {}).get("multirun_id") != multirun_id:
-            stale.append(run_dir)
-            continue
+def summary_rows(sweep_dir: Path, stamp: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Path]]:
+    """One row per grid point of this multirun (its record, whichever multirun wrote it), and the run
+    directories in the study that are not part of this grid (left by earlier multiruns)."""
+    from ablate.plan import index_records
+
+    records = index_records(sweep_dir)
+    factors = stamp.get("factors") or []
+    rows, used = [], set()
+    for point in stamp.get("grid") or []:
+        record = records.get(point["run_id"])
+        result = record.result if record is not None else {}
+        run_dir = record.run_dir if record is not None else sweep_dir / point["run"]
+        used.add(run_dir)
         row: dict[str, Any] = {"run": str(run_dir.relative_to(sweep_dir))}
-        factors = (result.get("study") or {}).get("factors") or []
-        values = dict(parse_override(o) for o in result.get("overrides", []))
+        values = dict(parse_override(o) for o in point["overrides"])
         row.update({key: values.get(key) for key in factors})
         summary = result.get("summary") or {}
-        row.update(status=result.get("status"), run_id=result.get("run_id"))
+        row.update(status=result.get("status", "missing"), run_id=point["run_id"])
+        row["ran"] = (result.get("study") or {}).get("multirun_id") == stamp.get("multirun_id")
         row.update({key: summary.get(key) for key in SUMMARY_METRICS})
         row.update(wall_time_s=result.get("wall_time_s"), error=result.get("error"))
         rows.append(row)
+    stale = sorted({r.run_dir for r in records.values()} - used)
     return rows, stale
 
 
@@ -118,14 +125,18 @@ def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def report(rows: list[dict[str, Any]], stale: list[Path], summary_path: Path) -> str:
     counts = Counter(str(row["status"]) for row in rows)
-    lines = [f"study: {len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    ran = sum(bool(row["ran"]) for row in rows)
+    lines = [
+        f"study: {len(rows)} runs ({ran} ran now, {len(rows) - ran} recorded before): "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    ]
     for row in rows:
         if row["status"] not in ("completed", "diverged"):
-            lines.append(f"  {row['status']}: run {row['run']}: {row.get('error') or 'no result'}")
+            lines.append(f"  {row['status']}: {row['run']}: {row.get('error') or 'no result'}")
     if stale:
         lines.append(
-            f"  note: {len(stale)} run record(s) from an earlier multirun in this directory were left out of "
-            f"{SUMMARY_FILE}: {', '.join(p.name for p in stale[:8])}{' ...' if len(stale) > 8 else ''}"
+            f"  note: {len(stale)} run record(s) in this directory are not part of this grid and were left out "
+            f"of {SUMMARY_FILE}: {', '.join(p.name for p in stale[:8])}{' ...' if len(stale) > 8 else ''}"
         )
     lines.append(f"summary: {summary_path}")
     return "\n".join(lines)
@@ -156,7 +167,7 @@ class StudySummaryCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows, stale = summary_rows(sweep_dir, self.multirun_id)
+        rows, stale = summary_rows(sweep_dir, read_study_stamp(sweep_dir))
         write_summary(sweep_dir / SUMMARY_FILE, rows)
         StudySummaryCallback.failed_runs = sum(
             row["status"] != "completed" and row["status"] != "diverged" for row in rows

@@ -1,21 +1,32 @@
-"""Hydra's basic sweeper, plus: every job's config is validated before any job starts.
+"""ablate's sweeper: Hydra's basic grid, validated before anything runs, and resumable.
 
-Hydra's ``BasicSweeper`` already composes each job of a batch before launching it, to catch composition
-errors early. ``ValidatingSweeper`` also turns each composed config into typed objects and validates them,
-so ``python -m ablate -m warmup=0,100,5000 steps=1000`` stops with one line before any run trains.
+Before any job starts, every grid point is composed, turned into typed objects and validated (``python -m
+ablate -m warmup=0,100,5000 steps=1000`` stops with one line), and its ``run_id`` computed. ``ablate.plan``
+then decides each point against the records already in the study directory: done ones (``completed`` or
+``diverged`` with the same ``run_id``) are skipped, failed, killed and new ones run, each in its own stable
+directory (``hydra.sweep.subdir`` per job). ``hydra.sweeper.resume=false`` (or ``--fresh``) runs every point
+again, setting earlier records aside. The grid and the plan go into ``study.json``. A job that crashes
+outside its run record (a launcher or SLURM failure) is reported and does not stop the others.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
-from ablate.config import ConfigError, to_typed
+from ablate.config import ConfigError, run_id, to_typed
+from ablate.plan import PlannedRun, plan
+from ablate.runtime import atomic_write_json
+from ablate.study import STUDY_FILE, read_study_stamp
 
 
 @dataclass
@@ -23,20 +34,86 @@ class ValidatingSweeperConf:
     _target_: str = "hydra_plugins.ablate_sweeper.ablate_sweeper.ValidatingSweeper"
     max_batch_size: Any = None
     params: Any = field(default_factory=dict)
+    resume: bool = True
+
+
+def quote(value: str) -> str:
+    """A value as a quoted Hydra override string (commas, ``=`` and brackets stay literal)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class ValidatingSweeper(BasicSweeper):
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+    def __init__(self, max_batch_size: int | None, params: dict[str, str] | None = None, resume: bool = True):
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.resume = resume
+
+    def run_id_of(self, overrides: Sequence[str]) -> str:
+        """Compose and validate one grid point; exit 2 with one line if it is not a valid run."""
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
-        for overrides in batch:
-            cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
-            with open_dict(cfg):
-                del cfg["hydra"]
-            OmegaConf.set_readonly(cfg, False)
-            try:
-                to_typed(cfg)
-            except ConfigError as err:
-                job = " ".join(overrides) or "(no overrides)"
-                print(f"error: in run [{job}]: {err}; nothing was run", file=sys.stderr)
-                sys.exit(2)
+        cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
+        with open_dict(cfg):
+            del cfg["hydra"]
+        OmegaConf.set_readonly(cfg, False)
+        try:
+            return run_id(to_typed(cfg))
+        except ConfigError as err:
+            job = " ".join(overrides) or "(no overrides)"
+            print(f"error: in run [{job}]: {err}; nothing was run", file=sys.stderr)
+            sys.exit(2)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        params = self._parse_config() + list(arguments)
+        parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
+        factors = [o.key_or_group for o in parsed if o.is_sweep_override()]
+        jobs = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        planned = plan([(job, self.run_id_of(job)) for job in jobs], factors, sweep_dir, self.resume)
+        record_plan(sweep_dir, planned)
+        print(describe_plan(planned), file=sys.stderr, flush=True)
+
+        to_run = [
+            [*p.overrides, f"hydra.sweep.dir={quote(str(sweep_dir))}", f"hydra.sweep.subdir={quote(p.subdir)}"]
+            for p in planned
+            if p.action == "run"
+        ]
+        size = self.max_batch_size or len(to_run) or 1
+        returns: list[Sequence[JobReturn]] = []
+        for start in range(0, len(to_run), size):
+            results = self.launcher.launch(to_run[start : start + size], initial_job_idx=start)
+            for r in results:
+                if r.status == JobStatus.FAILED:  # the run record could not say so itself: say it here
+                    first = (str(r._return_value).strip().splitlines() or ["unknown error"])[0]
+                    job = " ".join(o for o in (r.overrides or []) if not o.startswith("hydra."))
+                    print(f"error: job [{job}] crashed: {type(r._return_value).__name__}: {first}", file=sys.stderr)
+            returns.append(results)
+        return returns
+
+
+def record_plan(sweep_dir: Path, planned: list[PlannedRun]) -> None:
+    """Add the grid and the plan to ``study.json`` (stamped by ``StudySummaryCallback`` at the multirun's start)."""
+    stamp = read_study_stamp(sweep_dir)
+    stamp["grid"] = [
+        {"run": p.subdir, "run_id": p.run_id, "overrides": p.overrides, "action": p.action, "reason": p.reason}
+        for p in planned
+    ]
+    atomic_write_json(sweep_dir / STUDY_FILE, stamp)
+
+
+REASON_ORDER = ("completed before", "diverged before", "running elsewhere", "failed before", "killed before", "new")
+
+
+def describe_plan(planned: list[PlannedRun]) -> str:
+    """``study: 12 runs in the grid: 8 skipped (8 completed before); 4 to run (1 failed before, 3 new)``."""
+
+    def part(action: str, verb: str) -> str:
+        counts = Counter(p.reason.split(" (")[0] for p in planned if p.action == action)
+        order = [r for r in REASON_ORDER if r in counts] + sorted(set(counts) - set(REASON_ORDER))
+        details = ", ".join(f"{counts[r]} {r}" for r in order)
+        return f"{sum(counts.values())} {verb} ({details})" if counts else f"0 {verb}"
+
+    return f"study: {len(planned)} runs in the grid: {part('skip', 'skipped')}; {part('run', 'to run')}"
