@@ -10,36 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from ablate.cli import CONF_DIR, ConfigError, help_text, precheck_overrides, run_label, validate_single_run
-
-_statuses: list[str] = []
-
-
-def _task(cfg: object) -> str:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from ablate.config import to_typed
-    from ablate.runner import execute
-    from ablate.study import read_study_stamp
-
-    hc = HydraConfig.get()
-    try:
-        config = to_typed(cfg)  # type: ignore[arg-type]
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    overrides = list(hc.overrides.task)
-    multirun = hc.mode == RunMode.MULTIRUN
-    stamp = read_study_stamp(Path(hc.sweep.dir)) if multirun else {}
-    study = {key: value for key, value in stamp.items() if key != "grid"}  # each record keeps its study's stamp
-    label = run_label(overrides, study.get("factors"), hc.job.num if multirun else None)
-    status = execute(config, Path(hc.runtime.output_dir), label, overrides, study)
-    _statuses.append(status)
-    return status
-
+from ablate.cli import CONF_DIR, ConfigError, help_text, precheck_overrides, validate_single_run
 
 def main() -> int:
     args = sys.argv[1:]
@@ -66,8 +38,10 @@ def main() -> int:
     from ablate.study import StudySummaryCallback
 
     register_configs()
-    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
-    any_failed = StudySummaryCallback.failed_runs > 0 or "failed" in _statuses
+    from ablate.task import statuses, task
+
+    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    any_failed = StudySummaryCallback.failed_runs > 0 or "failed" in statuses
     return 1 if any_failed else 0
 
 

@@ -272,6 +272,9 @@ def register_configs() -> None:
     from hydra_plugins.ablate_sweeper.ablate_sweeper import ValidatingSweeperConf
 
     cs.store(group="hydra/sweeper", name="ablate", node=ValidatingSweeperConf)
+    from hydra_plugins.ablate_launcher.local_launcher import LocalLauncherConf
+
+    cs.store(group="hydra/launcher", name="ablate_local", node=LocalLauncherConf)
 
 
 def help_of(schema: type) -> dict[str, str]:

@@ -77,6 +77,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPU a launcher gave this job
         "argv": sys.argv,
     }
 

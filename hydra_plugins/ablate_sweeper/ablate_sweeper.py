@@ -9,8 +9,8 @@ again, setting earlier records aside. The grid and the plan go into ``study.json
 outside its run record (a launcher or SLURM failure) is reported and does not stop the others.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Hydra's plugin scanner runs this module before it is in
+# sys.modules, where dataclasses cannot resolve string annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
