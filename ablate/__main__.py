@@ -13,6 +13,7 @@ import sys
 
 from ablate.cli import CONF_DIR, ConfigError, help_text, precheck_overrides, validate_single_run
 
+
 def main() -> int:
     args = sys.argv[1:]
     if "--help" in args or "-h" in args:
@@ -38,9 +39,16 @@ def main() -> int:
     from ablate.study import StudySummaryCallback
 
     register_configs()
+    from ablate.runner import Terminated
     from ablate.task import statuses, task
 
-    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    except Terminated as err:  # the run in progress recorded it; finished records are complete
+        print(
+            f"error: {err}; the run in progress is recorded as failed; run the same command to resume", file=sys.stderr
+        )
+        return 143
     any_failed = StudySummaryCallback.failed_runs > 0 or "failed" in statuses
     return 1 if any_failed else 0
 

@@ -308,7 +308,8 @@ def validate(c: Config) -> None:
     )
     _check(
         c.study == "" or (STUDY_NAME.fullmatch(c.study) is not None and ".." not in c.study.split("/")),
-        f"study={c.study} is not allowed: use letters, digits, '.', '_', '-' and '/' between parts, e.g. study=warmup-vs-adam",
+        f"study={c.study} is not allowed: use letters, digits, '.', '_', '-', and '/' between parts "
+        "(e.g. study=warmup-vs-adam)",
     )
     warmup_steps = resolve_warmup_steps(c)  # checks the warmup value itself
     _check(

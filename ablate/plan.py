@@ -14,7 +14,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,19 +47,35 @@ class PlannedRun:
     reason: str  # why: completed/diverged/failed/killed before, running elsewhere (pid N), new, fresh
 
 
-def is_alive(result: dict[str, Any]) -> bool:
-    """Whether a ``running`` record's process still runs: only knowable on the host that wrote it."""
-    provenance = result.get("provenance") or {}
+STALE_AFTER_S = 1800.0  # a running record from another host, not in SLURM's queue, silent this long: dead
+
+
+def is_alive(record: Record) -> bool:
+    """Whether a ``running`` record's process still runs.
+
+    On the host that wrote it: its pid exists. In a SLURM job: the job is still in ``squeue``. Otherwise (another
+    host, no SLURM): its metrics file, written at every step, changed in the last ``STALE_AFTER_S`` seconds.
+    """
+    provenance = record.result.get("provenance") or {}
     pid = provenance.get("pid")
-    if provenance.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    if provenance.get("host") == socket.gethostname() and isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    job = provenance.get("slurm_job_id")
+    if job and shutil.which("squeue"):
+        listed = subprocess.run(["squeue", "-h", "-j", str(job)], capture_output=True, text=True, timeout=30)
+        if listed.returncode == 0:
+            return bool(listed.stdout.strip())
+        if "invalid job id" in listed.stderr.lower():  # finished long enough ago that SLURM forgot it
+            return False
+    files = [record.run_dir / "metrics.jsonl", record.run_dir / RESULT_FILE]
+    newest = max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+    return time.time() - newest < STALE_AFTER_S
 
 
 def state(record: Record | None) -> str:
@@ -66,12 +85,8 @@ def state(record: Record | None) -> str:
     if record.status == "completed":
         return "done"
     if record.status == "running":
-        return "running" if is_alive(record.result) or not _same_host(record.result) else "killed"
+        return "running" if is_alive(record) else "killed"
     return record.status
-
-
-def _same_host(result: dict[str, Any]) -> bool:
-    return (result.get("provenance") or {}).get("host") == socket.gethostname()
 
 
 def index_records(study_dir: Path) -> dict[str, Record]:

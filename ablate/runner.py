@@ -7,9 +7,13 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,13 @@ def execute(config: Config, run_dir: Path, label: str, overrides: list[str], stu
     )
     tic = time.perf_counter()
     result: dict[str, Any] = dict(info)
+    with terminate_as_exception():
+        return _train_and_close(config, trackers, info, result, tic)
+
+
+def _train_and_close(
+    config: Config, trackers: Trackers, info: dict[str, Any], result: dict[str, Any], tic: float
+) -> str:
     try:
         device = pick_device(config.device)
         info["provenance"] = provenance(device)
@@ -72,8 +83,9 @@ def execute(config: Config, run_dir: Path, label: str, overrides: list[str], stu
                 "divergence_reason": outcome.divergence_reason,
             },
         )
-    except KeyboardInterrupt:
-        result.update(status="failed", error="interrupted (KeyboardInterrupt)", traceback=traceback.format_exc())
+    except (KeyboardInterrupt, Terminated) as err:  # recorded, then the process goes on ending
+        what = "interrupted (KeyboardInterrupt)" if isinstance(err, KeyboardInterrupt) else str(err)
+        result.update(status="failed", error=what, traceback=traceback.format_exc())
         _close(trackers, result, info, tic)
         raise
     except Exception as err:  # a failed run is recorded, never propagated: the study goes on
@@ -81,6 +93,28 @@ def execute(config: Config, run_dir: Path, label: str, overrides: list[str], stu
         result.update(status="failed", error=f"{type(err).__name__}: {first}", traceback=traceback.format_exc())
     _close(trackers, result, info, tic)
     return result["status"]
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: ``scancel``, pre-emption, a SLURM time limit, or ``kill``."""
+
+
+@contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """While a run trains, SIGTERM raises ``Terminated`` so the run can record that it was stopped before
+    the process ends (SLURM sends SIGTERM, then SIGKILL after its ``KillWait``). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated("terminated by SIGTERM (scancel, pre-emption, a time limit or kill)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def extra_trackers(config: Config, run_dir: Path) -> list[Tracker]:

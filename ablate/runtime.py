@@ -78,6 +78,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPU a launcher gave this job
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "argv": sys.argv,
     }
 

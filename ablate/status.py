@@ -51,7 +51,8 @@ def _steps(run_dir: Path) -> int | None:
     try:
         import yaml
 
-        return int((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("steps"))
+        steps = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("steps")
+        return int(steps) if steps is not None else None
     except (OSError, TypeError, ValueError):
         return None
 
@@ -95,10 +96,12 @@ def render(study_dir: Path) -> str:
         body = [[*key, *(by_seed.get(s, "") for s in seeds)] for key, by_seed in table.items()]
     else:
         header = [*(factors or ["run"]), "state"]
-        body = [[*(p["values"].get(f, "") for f in factors), text] if factors else [p["run"], text] for p, text in cells]
+        body = [
+            [*(p["values"].get(f, "") for f in factors), text] if factors else [p["run"], text] for p, text in cells
+        ]
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    lines = [head, "  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    lines = [head, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in body]
     return "\n".join(lines)
 
 
@@ -114,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study_dir", type=Path, help="a study directory, e.g. outputs/studies/<name>")
     args = parser.parse_args(argv)
     if not args.study_dir.is_dir():
-        print(f"error: {args.study_dir} is not a directory; pass a study directory (outputs/studies/...)", file=sys.stderr)
+        print(
+            f"error: {args.study_dir} is not a directory; pass a study directory (outputs/studies/...)", file=sys.stderr
+        )
         return 2
     print(render(args.study_dir))
     return 0

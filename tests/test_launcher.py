@@ -42,7 +42,9 @@ def max_concurrency(intervals: list[Interval]) -> dict[str, int]:
     """Per device, the largest number of jobs running at the same moment."""
     out = {}
     for device in {d for d, _, _ in intervals}:
-        events = sorted([(s, 1) for d, s, _ in intervals if d == device] + [(e, -1) for d, _, e in intervals if d == device])
+        events = sorted(
+            [(s, 1) for d, s, _ in intervals if d == device] + [(e, -1) for d, _, e in intervals if d == device]
+        )
         running = peak = 0
         for _, change in events:  # at equal times the end (-1) sorts first: back-to-back jobs do not overlap
             running += change

@@ -21,6 +21,15 @@ def test_ruff(args: list[str]) -> None:
 def test_mypy() -> None:
     mypy = shutil.which("mypy")
     assert mypy, "mypy is part of the dev extra: pip install -e '.[dev]'"
-    packages = ["-p", "ablate", "-p", "analysis", "-p", "hydra_plugins.ablate_sweeper"]
+    packages = [
+        "-p",
+        "ablate",
+        "-p",
+        "analysis",
+        "-p",
+        "hydra_plugins.ablate_sweeper",
+        "-p",
+        "hydra_plugins.ablate_launcher",
+    ]
     done = subprocess.run([mypy, *packages], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

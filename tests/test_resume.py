@@ -54,8 +54,9 @@ def test_failures_are_isolated_and_a_rerun_runs_only_failed_and_new_points(tmp_p
     # the same command with a second seed: only the failed point and the four new ones run
     again = run_ablate("-m", *grid, "seed=0,1", cwd=tmp_path)
     assert again.returncode == 1, again.stderr
-    assert "8 runs in the grid: 3 skipped (1 completed before, 2 diverged before); 5 to run (1 failed before, 4 new)" in (
-        again.stderr
+    assert (
+        "8 runs in the grid: 3 skipped (1 completed before, 2 diverged before); 5 to run (1 failed before, 4 new)"
+        in (again.stderr)
     )
     ran = ran_in_last_multirun(study)
     assert len(ran) == 5 and "lr=0.1,fail_at_step=5" in ran
@@ -76,28 +77,49 @@ def test_failures_are_isolated_and_a_rerun_runs_only_failed_and_new_points(tmp_p
     assert len(list((study / "lr=0.1,fail_at_step=-1" / "superseded").iterdir())) == 1
 
 
-def test_a_killed_run_is_recorded_as_such_and_rerun_on_resume(tmp_path: Path) -> None:
-    args = ("-m", "steps=20,4000", "warmup=0", *FAST, "study=k")
+def start_study(tmp_path: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "ablate", *args],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
-    study = tmp_path / "outputs" / "studies" / "k"
-    long_run = study / "steps=4000"
+
+
+def wait_until_training(proc: subprocess.Popen, run_dir: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        metrics = long_run / "metrics.jsonl"
+        metrics = run_dir / "metrics.jsonl"
         if metrics.exists() and metrics.stat().st_size > 20_000:
-            break
+            return
         time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the long run never started")
+    proc.kill()
+    pytest.fail("the long run never started")
+
+
+def test_sigterm_is_recorded_before_the_study_stops(tmp_path: Path) -> None:
+    proc = start_study(tmp_path, "-m", "steps=4000", *FAST, "study=t")
+    run_dir = tmp_path / "outputs" / "studies" / "t" / "run"
+    wait_until_training(proc, run_dir)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "run the same command to resume" in stderr and "Traceback" not in stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "failed" and result["error"].startswith("terminated by SIGTERM")
+    assert 0 < result["summary"]["steps_completed"] < 4000
+
+
+def test_a_killed_run_is_recorded_as_such_and_rerun_on_resume(tmp_path: Path) -> None:
+    args = ("-m", "steps=20,4000", "warmup=0", *FAST, "study=k")
+    proc = start_study(tmp_path, *args)
+    study = tmp_path / "outputs" / "studies" / "k"
+    long_run = study / "steps=4000"
+    wait_until_training(proc, long_run)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     short = (study / "steps=20" / "result.json").read_bytes()
@@ -121,4 +143,6 @@ def test_run_directory_names_are_stable_and_safe() -> None:
     assert run_dir_name(["model.hidden_sizes=[64,64]"], ["model.hidden_sizes"]) == "model.hidden_sizes=_64_64_"
     assert run_dir_name(["steps=50"], []) == "run"
     long = run_dir_name([f"k{i}=value{i}" for i in range(20)], [f"k{i}" for i in range(20)])
-    assert len(long) <= 110 and long == run_dir_name([f"k{i}=value{i}" for i in range(20)], [f"k{i}" for i in range(20)])
+    assert len(long) <= 110 and long == run_dir_name(
+        [f"k{i}=value{i}" for i in range(20)], [f"k{i}" for i in range(20)]
+    )
