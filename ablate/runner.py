@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -21,7 +22,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ablate.config import Config, WandbTrackerConfig, config_dict, resolve_warmup_steps, run_id
-from ablate.runtime import atomic_write_text, pick_device, provenance
+from ablate.runtime import atomic_write_text, limit_threads_to_allocation, pick_device, provenance
 from ablate.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Console, RunRecord, Tracker, Trackers
 from ablate.train import train
 
@@ -70,6 +71,7 @@ def _train_and_close(
     config: Config, trackers: Trackers, info: dict[str, Any], result: dict[str, Any], tic: float
 ) -> str:
     try:
+        limit_threads_to_allocation()
         device = pick_device(config.device)
         info["provenance"] = provenance(device)
         trackers.start(info)
@@ -110,11 +112,15 @@ def terminate_as_exception() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise Terminated("terminated by SIGTERM (scancel, pre-emption, a time limit or kill)")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def warned(signum: int, frame: Any) -> None:  # submitit asks SLURM for USR2 before the time limit
+        print("warning: SIGUSR2: SLURM's time limit is near; the run goes on until SLURM stops it", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGUSR2, warned)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGUSR2, previous[1])
 
 
 def extra_trackers(config: Config, run_dir: Path) -> list[Tracker]:

@@ -57,6 +57,21 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+def slurm_job_id() -> str | None:
+    """This process's SLURM job as ``scancel``/``sacct`` name it: ``<array job>_<task>`` in an array (the bare
+    ``SLURM_JOB_ID`` of a task can equal the array's id, which names every task), else ``SLURM_JOB_ID``."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
+def limit_threads_to_allocation() -> None:
+    """Use as many torch threads as SLURM gave CPUs (torch's default counts every core of the node, and
+    oversubscribed cores slow small models down by 10x and more)."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and cpus.isdigit() and int(cpus) >= 1:
+        torch.set_num_threads(int(cpus))
+
+
 def provenance(device: torch.device) -> dict[str, Any]:
     """Where and with what a run ran: git commit and dirty flag of ablate's source, versions, host, device."""
     import hydra
@@ -78,7 +93,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "device_name": device_name,
         "torch_threads": torch.get_num_threads(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPU a launcher gave this job
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_job_id": slurm_job_id(),
         "argv": sys.argv,
     }
 

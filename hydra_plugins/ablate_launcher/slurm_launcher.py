@@ -1,0 +1,72 @@
+"""``hydra/launcher=slurm``: Hydra's submitit SLURM launcher, except that one job SLURM kills does not abort
+the study.
+
+Hydra's launcher collects results with ``[j.results()[0] for j in jobs]``: the first job that was cancelled
+(``scancel``), timed out or pre-empted raises there, the multirun stops, and no study summary is written. Here
+each job's result is collected on its own; a job that SLURM ended is reported as failed (with SLURM's reason)
+and the others are still waited for. Submission itself is Hydra's (``submit_jobs`` below follows
+``BaseSubmititLauncher.launch`` of hydra-submitit-launcher 1.2, which has no smaller hook to override).
+
+Inside a job the run records SIGTERM (SLURM's signal at cancel, time limit and pre-emption) as ``failed``
+before SLURM's SIGKILL; the next run of the same command resumes the study.
+"""
+
+# no `from __future__ import annotations`: Hydra's plugin scanner runs this module before it is in
+# sys.modules, where dataclasses cannot resolve string annotations
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as HydraSlurmLauncher
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class SlurmLauncher(HydraSlurmLauncher):
+    def submit_jobs(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        """Submit one SLURM array task per job, exactly as Hydra's launcher does; return submitit's jobs."""
+        import submitit
+
+        assert self.config is not None
+        init_keys = {"submitit_folder", "max_num_timeout"}
+        executor = submitit.AutoExecutor(
+            cluster=self._EXECUTOR,
+            folder=self.params["submitit_folder"],
+            slurm_max_num_timeout=self.params.get("max_num_timeout", 0),
+        )
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items() if k not in init_keys}
+        )
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info(f"Submitting {len(job_overrides)} jobs to SLURM; study: {sweep_dir}")
+        params = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        return list(executor.map_array(self, *zip(*params, strict=True)))
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        jobs = self.submit_jobs(job_overrides, initial_job_idx)
+        log.info(f"SLURM job ids: {', '.join(str(j.job_id) for j in jobs)}")
+        returns = []
+        for job, overrides in zip(jobs, job_overrides, strict=True):
+            try:
+                returns.append(job.results()[0])
+            except Exception as err:  # cancelled, timed out, pre-empted, node failure: this job only
+                ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+                state = job.state if hasattr(job, "state") else "unknown"
+                ret.return_value = RuntimeError(f"SLURM job {job.job_id} ended as {state}: {_first_line(err)}")
+                returns.append(ret)
+        return returns
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
