@@ -22,8 +22,8 @@ from ablate.wandb_tracker import study_group
 STUDY_FILE = "study.json"
 
 
-def study_project(study_dir: Path, default: str = "ablate") -> str:
-    """The W&B project of the study's runs (``tracker.project`` in any run's ``config.yaml``)."""
+def study_tracker(study_dir: Path) -> dict[str, Any]:
+    """The ``tracker`` section of the first run config in the study (``{}`` when there is none)."""
     for path in sorted(study_dir.rglob("config.yaml")):
         if "superseded" in path.parts or ".hydra" in path.parts:
             continue
@@ -31,9 +31,18 @@ def study_project(study_dir: Path, default: str = "ablate") -> str:
             tracker = (yaml.safe_load(path.read_text()) or {}).get("tracker") or {}
         except (OSError, yaml.YAMLError):
             continue
-        if tracker.get("project"):
-            return str(tracker["project"])
-    return default
+        if tracker:
+            return dict(tracker)
+    return {}
+
+
+def study_uses_wandb(study_dir: Path) -> bool:
+    return study_tracker(study_dir).get("name") == "wandb"
+
+
+def study_project(study_dir: Path, default: str = "ablate") -> str:
+    """The W&B project of the study's runs (``tracker.project`` in a run's ``config.yaml``)."""
+    return str(study_tracker(study_dir).get("project") or default)
 
 
 def analysis_run_id(study_dir: Path) -> str:
