@@ -21,7 +21,9 @@ def main() -> int:
         return 0
     if "--fresh" in args:  # run every grid point again; earlier records are set aside, never deleted
         args = [a for a in args if a != "--fresh"] + ["hydra.sweeper.resume=false"]
-        sys.argv = sys.argv[:1] + args
+    if "--smoke" in args:  # every run for 3 updates, into outputs/studies/smoke/...: does the study run at all?
+        args = [a for a in args if a != "--smoke"] + ["smoke=true", "tracker=local"]
+    sys.argv = sys.argv[:1] + args
     try:
         precheck_overrides(args)
         validate_single_run(args)

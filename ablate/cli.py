@@ -14,6 +14,7 @@ from typing import Any
 from ablate.config import GROUPS, Config, ConfigError, help_of
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+SWEEPS_DIR = CONF_DIR.parent / "sweeps"
 TOP_KEYS = [f.name for f in fields(Config) if f.name not in GROUPS]
 
 __all__ = ["CONF_DIR", "ConfigError", "help_text", "precheck_overrides", "run_label", "validate_single_run"]
@@ -65,6 +66,24 @@ def _raw_values(override: object) -> list[object]:
     return [override.value()]  # type: ignore[attr-defined]
 
 
+def sweep_options() -> list[str]:
+    """The named studies: the YAML files in ``sweeps/``."""
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+
+
+def check_sweep(override: object) -> None:
+    """``+sweep=<name>`` must name a file in ``sweeps/`` and be added with ``+``."""
+    options = sweep_options()
+    for value in _values(override) or []:
+        if value not in options:
+            raise ConfigError(
+                f"sweep={value} is not a named study: {_suggest(value, options)}choose one of {', '.join(options)} "
+                "(files in sweeps/)"
+            )
+    if not override.is_add():  # type: ignore[attr-defined]
+        raise ConfigError(f"write +sweep={override.value()} (with a +): sweep is not in the default config")  # type: ignore[attr-defined]
+
+
 def precheck_overrides(args: list[str]) -> None:
     """Check the ``key=value`` overrides among ``args`` against the schemas; raise ConfigError on a mistake."""
     if not CONF_DIR.is_dir():
@@ -83,6 +102,9 @@ def precheck_overrides(args: list[str]) -> None:
         raise ConfigError(f"cannot parse the overrides: {str(err).splitlines()[0]}") from None
     chosen = {group: [option] for group, option in default_options().items()}
     for o in overrides:  # group choices first: nested keys are checked against the chosen options
+        if o.key_or_group == "sweep":
+            check_sweep(o)
+            continue
         if o.key_or_group in GROUPS and not o.is_delete():
             options = group_options(o.key_or_group)
             values = _values(o)
@@ -96,7 +118,7 @@ def precheck_overrides(args: list[str]) -> None:
                 chosen[o.key_or_group] = values
     for o in overrides:
         key = o.key_or_group
-        if key in GROUPS or o.is_hydra_override() or key.startswith("hydra/"):
+        if key in GROUPS or key == "sweep" or o.is_hydra_override() or key.startswith("hydra/"):
             continue
         if o.is_add() and (CONF_DIR / key).is_dir():
             continue  # an extra config group added with +group=option

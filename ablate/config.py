@@ -16,6 +16,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -216,6 +217,7 @@ class Config:
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
     fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
     study: str = _help("study name: a multirun goes to outputs/studies/<study> and re-running it resumes")
+    smoke: bool = _help("run only SMOKE_UPDATES updates per run, into outputs/studies/smoke/...: checks, measures nothing")
 
 
 GROUPS: dict[str, dict[str, type]] = {
@@ -251,12 +253,17 @@ _NOT_IDENTITY = ("tracker", "study")
 STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
-def study_dir_name(name: str, stamp: str) -> str:
-    """The ``hydra.sweep.dir`` below ``outputs/studies``: the study's name, or the start time for unnamed ones."""
-    return name or stamp
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"  # named studies, one YAML file each
+SMOKE_UPDATES = 3  # updates per run with smoke=true (--smoke)
 
 
-# conf/config.yaml: hydra.sweep.dir = outputs/studies/${ablate_study_dir:${study},'<date>/<time>'}
+def study_dir_name(name: str, stamp: str, smoke: bool = False) -> str:
+    """The ``hydra.sweep.dir`` below ``outputs/studies``: the study's name, or the start time for unnamed ones;
+    ``smoke/...`` for smoke runs, which never mix with a real study's records."""
+    return f"smoke/{name or stamp}" if smoke else name or stamp
+
+
+# conf/config.yaml: hydra.sweep.dir = outputs/studies/${ablate_study_dir:${study},'<date>/<time>',${smoke}}
 OmegaConf.register_new_resolver("ablate_study_dir", study_dir_name, use_cache=True, replace=True)
 
 
@@ -275,6 +282,8 @@ def register_configs() -> None:
     from hydra_plugins.ablate_launcher.local_launcher import LocalLauncherConf
 
     cs.store(group="hydra/launcher", name="ablate_local", node=LocalLauncherConf)
+    for path in sorted(SWEEPS_DIR.glob("*.yaml")):  # named studies: python -m ablate -m +sweep=<name>
+        cs.store(group="sweep", name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
 def help_of(schema: type) -> dict[str, str]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablate import metrics as M
-from ablate.config import Config
+from ablate.config import SMOKE_UPDATES, Config
 from ablate.data import Dataset, build_dataset
 from ablate.data.skew import HeldOut, SkewedBatchSampler, apply_skew, build_sampler
 from ablate.models import build_model
@@ -166,7 +166,8 @@ def train(config: Config, device: torch.device, log: LogFn) -> Outcome:
 def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     """Train ``parts`` for ``config.steps`` updates, handing every step's metrics to ``log(step, metrics)``."""
     summary = Summary(config.eval_every, config.skew.steps, config.skew.recovery_tolerance)
-    for step in range(config.steps):
+    updates = min(config.steps, SMOKE_UPDATES) if config.smoke else config.steps  # the schedule still spans steps
+    for step in range(updates):
         if step == config.fail_at_step:
             raise RuntimeError(f"fail_at_step={step}: deliberate failure to test failure handling")
         held_out = evaluate(parts.model, parts.held_out) if step % config.eval_every == 0 else None
@@ -190,9 +191,9 @@ def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
         if reason is not None:
             return Outcome("diverged", step + 1, step, reason, summary.result(final=None))
     final = evaluate(parts.model, parts.held_out)
-    summary.add_eval(config.steps, final)
-    log(config.steps, final)
+    summary.add_eval(updates, final)
+    log(updates, final)
     if not math.isfinite(final[M.EVAL_LOSS]):  # the last update broke the parameters
         reason = f"non-finite held-out loss after the last update ({final[M.EVAL_LOSS]})"
-        return Outcome("diverged", config.steps, config.steps, reason, summary.result(final=None))
-    return Outcome("completed", config.steps, summary=summary.result(final=final))
+        return Outcome("diverged", updates, updates, reason, summary.result(final=None))
+    return Outcome("completed", updates, summary=summary.result(final=final))
