@@ -96,3 +96,55 @@ def test_bad_input_is_one_line(study: Path, tmp_path: Path, args: list[str], mes
     done = analysis(*(a.format(tmp=tmp_path, study=study) for a in args), "--wandb", "off", cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_report_opens_in_a_browser_with_every_image_shown(study: Path, tmp_path: Path) -> None:
+    """Headless Chromium loads report.html; a probe script counts the images that decoded (naturalWidth > 0)."""
+    import os
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError("CI must check the report in a browser: apt-get install chromium")
+        pytest.skip("no chromium (apt-get install chromium)")
+    report = study / "report" / "report.html"
+    if not report.exists():
+        assert analysis(study, "--wandb", "off", cwd=study.parent).returncode == 0
+    probe = (
+        "<script>window.addEventListener('load', () => { const imgs = [...document.images]; document.title = "
+        "'loaded ' + imgs.filter(i => i.complete && i.naturalWidth > 0).length + ' of ' + imgs.length; });</script>"
+    )
+    page = tmp_path / "probe.html"
+    page.write_text(report.read_text().replace("</body>", probe + "</body>"))
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    title = re.search(r"<title>(.*?)</title>", done.stdout)
+    assert title and title.group(1) == "loaded 4 of 4", done.stdout[:500] + done.stderr[-2000:]
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,3000",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.stat().st_size > 50_000  # a rendered page with figures, not a blank one
