@@ -217,7 +217,7 @@ class Config:
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
     fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
     study: str = _help("study name: a multirun goes to outputs/studies/<study> and re-running it resumes")
-    smoke: bool = _help("run only SMOKE_UPDATES updates per run, into outputs/studies/smoke/...: checks, measures nothing")
+    smoke: bool = _help("3 updates per run, into outputs/studies/smoke/...: checks that a study runs, measures nothing")
 
 
 GROUPS: dict[str, dict[str, type]] = {

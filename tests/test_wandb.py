@@ -157,8 +157,8 @@ def test_sync_lists_skips_synced_and_reports_failures(tmp_path: Path, monkeypatc
     study = tmp_path / "study"
     done = run_ablate("-m", "warmup=0,10,20", "tracker=wandb", "steps=30", f"hydra.sweep.dir={study}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    (marker_run,) = (study / "1").glob("wandb/offline-run-*")
-    (marker_run / f"run-{read_result(study / '1')['run_id']}.wandb.synced").write_text("")
+    (marker_run,) = (study / "warmup=10").glob("wandb/offline-run-*")
+    (marker_run / f"run-{read_result(study / 'warmup=10')['run_id']}.wandb.synced").write_text("")
 
     def sync(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "ablate.sync", *args], capture_output=True, text=True, timeout=120)
@@ -166,7 +166,7 @@ def test_sync_lists_skips_synced_and_reports_failures(tmp_path: Path, monkeypatc
     dry = sync(str(study), "--dry-run")
     assert dry.returncode == 0
     assert "3 offline W&B run(s)" in dry.stdout and "1 already synced, 2 to upload" in dry.stdout
-    assert dry.stdout.count("would upload") == 2 and "/1/wandb" not in dry.stdout
+    assert dry.stdout.count("would upload") == 2 and "/warmup=10/wandb" not in dry.stdout
     # a server that refuses: each upload fails within its time limit, reported, exit status 1
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{refusing_port()}")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
