@@ -118,6 +118,7 @@ class ProbesConfig:
 class SGDConfig:
     name: str = _help("optimizer")
     default_lr: float = _help("peak learning rate used when `lr` is not given")
+    tuned_lr: float = _help("peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analysis.tune --write)")
     weight_decay: float = _help("L2 penalty added to the gradient")
 
 
@@ -125,6 +126,7 @@ class SGDConfig:
 class MomentumConfig:
     name: str = _help("optimizer")
     default_lr: float = _help("peak learning rate used when `lr` is not given")
+    tuned_lr: float = _help("peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analysis.tune --write)")
     momentum: float = _help("momentum coefficient")
     nesterov: bool = _help("use Nesterov momentum")
     dampening: float = _help("dampening of the momentum buffer (must be 0 with nesterov)")
@@ -135,6 +137,7 @@ class MomentumConfig:
 class AdamConfig:
     name: str = _help("optimizer (adam, adamw or radam share this schema)")
     default_lr: float = _help("peak learning rate used when `lr` is not given")
+    tuned_lr: float = _help("peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analysis.tune --write)")
     beta1: float = _help("decay of the first-moment estimate")
     beta2: float = _help("decay of the second-moment estimate; warmup=auto uses ceil(2/(1-beta2))")
     eps: float = _help("added to sqrt(v_hat) in the denominator")
@@ -146,6 +149,7 @@ class AdamConfig:
 class RMSpropConfig:
     name: str = _help("optimizer")
     default_lr: float = _help("peak learning rate used when `lr` is not given")
+    tuned_lr: float = _help("peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analysis.tune --write)")
     alpha: float = _help("decay of the squared-gradient average (plays the role of beta2 for warmup=auto)")
     eps: float = _help("added to the denominator")
     momentum: float = _help("momentum coefficient")
@@ -203,9 +207,10 @@ class Config:
     skew: Any = _help("order of the first batches (config group)")
     probes: Any = _help("mechanism measurements, each with its own interval (config group)")
     warmup: Any = _help("warmup length W in optimizer steps (int >= 0), or 'auto' = ceil(2/(1-beta2))")
-    warmup_shape: str = _help("warmup ramp: linear, constant, exponential, or none (no warmup whatever W)")
+    warmup_shape: str = _help("linear, constant, exponential, none (no warmup whatever W), flat (no ramp, same budget)")
     warmup_start_fraction: float = _help("constant: the rate during warmup; exponential: the start, as fraction of lr")
-    lr: float = _help("peak learning rate p (defaults to the optimizer's default_lr)")
+    lr: float = _help("peak learning rate p (default: the optimizer's default_lr x lr_scale)")
+    lr_scale: float = _help("multiplies the optimizer's default rate when lr is not given (studies: its tuned_lr)")
     steps: int = _help("total optimizer steps T, warmup included")
     batch_size: int = _help("examples per training batch")
     seed: int = _help("seed of model init and batch order")
@@ -243,7 +248,7 @@ GROUPS: dict[str, dict[str, type]] = {
 }
 """Every option of every config group and its schema; ``conf/<group>/<option>.yaml`` must match."""
 
-WARMUP_SHAPES = ("linear", "constant", "exponential", "none")
+WARMUP_SHAPES = ("linear", "constant", "exponential", "none", "flat")
 ACTIVATIONS = ("relu", "gelu", "tanh")
 PROGRESS_MODES = ("auto", "bar", "line", "off")
 DIGITS_TOTAL = 1797  # examples in scikit-learn's bundled 8x8 digits
@@ -263,6 +268,12 @@ def study_dir_name(name: str, stamp: str, smoke: bool = False) -> str:
     return f"smoke/{name or stamp}" if smoke else name or stamp
 
 
+def multiply(a: float, b: float) -> float:
+    """``${ablate_mul:a,b}`` = a * b (OmegaConf has no arithmetic): ``lr = default_lr x lr_scale``."""
+    return float(a) * float(b)
+
+
+OmegaConf.register_new_resolver("ablate_mul", multiply, replace=True)
 # conf/config.yaml: hydra.sweep.dir = outputs/studies/${ablate_study_dir:${study},'<date>/<time>',${smoke}}
 OmegaConf.register_new_resolver("ablate_study_dir", study_dir_name, use_cache=True, replace=True)
 
@@ -570,6 +581,9 @@ def run_id(c: Config) -> str:
     same factors get the same id wherever they were written.
     """
     d = {k: v for k, v in config_dict(c).items() if k not in _NOT_IDENTITY}
-    d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k != "default_lr"}  # `lr` holds the rate used
+    d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k not in ("default_lr", "tuned_lr")}  # `lr` holds it
+    d.pop("lr_scale")  # likewise
+    if not d["smoke"]:
+        d.pop("smoke")  # ids of ordinary runs stay what they were before smoke runs existed
     canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -152,6 +152,7 @@ def warmup_shape(name: str, start_fraction: float) -> WarmupShape:
         "none": LinearWarmup(),
         "constant": ConstantWarmup(start_fraction),
         "exponential": ExponentialWarmup(start_fraction),
+        "flat": LinearWarmup(),  # never runs: build_schedule makes the area-matched control instead
     }
     return shapes[name]
 
@@ -168,10 +169,27 @@ def base_schedule(cfg: object) -> BaseSchedule:
 
 
 def build_schedule(config: Config) -> Schedule:
+    base = base_schedule(config.schedule)
+    warmup_steps = resolve_warmup_steps(config)
+    if config.warmup_shape == "flat":
+        return flat_control(config.lr, config.steps, warmup_steps, base)
     return Schedule(
         peak_lr=config.lr,
         total_steps=config.steps,
-        warmup_steps=resolve_warmup_steps(config),
+        warmup_steps=warmup_steps,
         warmup=warmup_shape(config.warmup_shape, config.warmup_start_fraction),
-        base=base_schedule(config.schedule),
+        base=base,
     )
+
+
+def flat_control(peak_lr: float, total_steps: int, warmup_steps: int, base: BaseSchedule) -> Schedule:
+    """``warmup_shape=flat``: no ramp, the base schedule scaled to spend the same learning-rate budget as
+    linear warmup of ``W`` steps: ``peak' = p * sum_t lr_linear(t) / sum_t lr_none(t)``.
+
+    The control for "warmup helps only because it lowers the total step size": same area under the
+    schedule, no low-rate start. With a constant base the ratio is ``1 - (W - 1) / (2 T)``.
+    """
+    ramped = Schedule(peak_lr, total_steps, warmup_steps, LinearWarmup(), base)
+    plain = Schedule(peak_lr, total_steps, 0, LinearWarmup(), base)
+    scale = math.fsum(ramped.values()) / math.fsum(plain.values())
+    return Schedule(peak_lr * scale, total_steps, 0, LinearWarmup(), base)

@@ -127,3 +127,12 @@ def test_warmup_auto_is_the_untuned_rule(overrides: tuple[str, ...], steps: int)
 def test_warmup_auto_without_beta2_is_a_clear_error(optimizer: str) -> None:
     with pytest.raises(ConfigError, match=f"warmup=auto is not allowed with optimizer={optimizer}: .*beta2"):
         make_config("warmup=auto", f"optimizer={optimizer}")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_flat_control_spends_the_same_budget_as_linear_warmup_without_a_ramp(schedule: str) -> None:
+    linear = build_schedule(make_config("warmup=100", "steps=1000", f"schedule={schedule}")).values()
+    flat = build_schedule(make_config("warmup=100", "steps=1000", "warmup_shape=flat", f"schedule={schedule}"))
+    assert flat.warmup_steps == 0 and math.fsum(flat.values()) == pytest.approx(math.fsum(linear), rel=1e-12)
+    if schedule == "constant":  # the closed form: p * (1 - (W - 1) / (2 T))
+        assert flat.values() == pytest.approx([1e-3 * (1 - 99 / 2000)] * 1000, rel=1e-12)
