@@ -25,13 +25,33 @@ def test_every_study_file_says_what_it_asks_and_names_its_study() -> None:
         assert cfg.hydra.sweeper.params, name
 
 
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("smoke")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_study_runs_in_smoke_mode(name: str, tmp_path: Path) -> None:
-    done = run_ablate("-m", f"+sweep={name}", "--smoke", "tracker.progress=off", cwd=tmp_path, timeout=900)
+def test_study_runs_in_smoke_mode(name: str, smoke_dir: Path) -> None:
+    done = run_ablate("-m", f"+sweep={name}", "--smoke", "tracker.progress=off", cwd=smoke_dir, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    study = tmp_path / "outputs" / "studies" / "smoke" / name
+    study = smoke_dir / "outputs" / "studies" / "smoke" / name
     with open(study / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(r["status"] in ("completed", "diverged") for r in rows), rows
     assert all(r["steps_completed"] in ("1", "2", "3") for r in rows)
+
+
+@pytest.mark.slow
+def test_findings_document_builds_from_the_smoke_studies(smoke_dir: Path) -> None:
+    """``python -m analysis.claims --no-run`` on the smoke studies: every claim gets a section with a verdict."""
+    from analysis.claims import CLAIMS, write_findings
+
+    if not all((smoke_dir / "outputs" / "studies" / "smoke" / name).exists() for name in NAMES):
+        pytest.skip("needs the smoke studies of this module")
+    out = write_findings(smoke_dir / "docs", {}, smoke_dir / "outputs" / "studies" / "smoke")
+    text = out.read_text()
+    for claim in CLAIMS:
+        assert f"## Claim {claim.key}: " in text
+    assert text.count("**Verdict: ") == len(CLAIMS)
+    assert "## Tuning: the well-tuned learning rates" in text
