@@ -139,6 +139,24 @@ def lr_range(study: Study) -> Verdict:
     return Verdict("depends on", because + f" Warmup extends the range for {', '.join(widened)} only.")
 
 
+def layernorm(study: Study) -> Verdict:
+    """Claim 4b: warmup helps post-LN Transformers (better somewhere) and not pre-LN ones (never better)."""
+    table = effects(study.runs, study.cell_factors, "warmup=0")
+    norm = "model.norm_position"
+    post = table[table[norm] == "post"]
+    pre = table[table[norm] == "pre"]
+    because = (
+        f"Warmup beats no warmup in {share(post, 'better')} post-LN cells and {share(pre, 'better')} pre-LN cells "
+        f"(worse: {share(post, 'worse')} post-LN, {share(pre, 'worse')} pre-LN)."
+    )
+    post_gains, pre_gains = (post["verdict"] == "better").any(), (pre["verdict"] == "better").any()
+    if post_gains and not pre_gains:
+        return Verdict("supported", because)
+    if not post_gains:
+        return Verdict("contradicted", because + " Post-LN trains as well without warmup at these rates.")
+    return Verdict("depends on", because + " Both norm positions gain from warmup here.")
+
+
 def rule(study: Study) -> Verdict:
     """Claim 4c: the untuned rule W = 2/(1-beta2) comes close to the best W; RAdam without warmup matches it."""
     runs = study.runs.copy()
@@ -225,6 +243,15 @@ CLAIMS = [
         lr_range,
     ),
     Claim(
+        "4b",
+        "Post-layer-norm Transformers need warmup with Adam; pre-layer-norm ones do not",
+        "warmup-layernorm",
+        METRIC,
+        "warmup=0",
+        ["convergence"],
+        layernorm,
+    ),
+    Claim(
         "4c",
         "The untuned rule W = 2/(1-beta2) against RAdam against a tuned warmup",
         "warmup-rule",
@@ -246,8 +273,8 @@ CLAIMS = [
 
 
 # ------------------------------------------------------------------------------------------- running
-def run_study(name: str) -> float:
-    """``python -m ablate -m +sweep=<name>`` (resuming); returns its wall time in seconds."""
+def run_study(name: str) -> float | None:
+    """``python -m ablate -m +sweep=<name>`` (resuming); its wall time in seconds, None if nothing had to run."""
     tic = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "ablate", "-m", f"+sweep={name}", "tracker=local", "tracker.progress=off"],
@@ -260,7 +287,7 @@ def run_study(name: str) -> float:
     print(f"{name}: {seconds / 60:.1f} min; " + " | ".join(tail), flush=True)
     if done.returncode not in (0, 1):  # 1: some run failed, recorded; anything else: the study did not run
         raise SystemExit(f"study {name} did not run: {done.stderr[-2000:]}")
-    return seconds
+    return None if "; 0 to run" in done.stderr else seconds  # a resumed, finished study measures nothing
 
 
 def record_time(name: str, seconds: float) -> None:
@@ -294,7 +321,13 @@ def section(claim: Claim, study: Study, docs: Path) -> list[str]:
     return out
 
 
-def write_findings(docs: Path, times: dict[str, float], studies: Path = REPO / "outputs" / "studies") -> Path:
+def measured_line(path: Path) -> str:
+    """The ``# Measured: ...`` note of a study file, or "not measured yet"."""
+    found = re.search(r"^# Measured: (.*)$", path.read_text(), flags=re.MULTILINE)
+    return found.group(1) if found else "not measured yet"
+
+
+def write_findings(docs: Path, studies: Path = REPO / "outputs" / "studies") -> Path:
     docs.mkdir(exist_ok=True)
     shutil.rmtree(docs / "figures", ignore_errors=True)
     lines = [
@@ -328,17 +361,9 @@ def write_findings(docs: Path, times: dict[str, float], studies: Path = REPO / "
             lines += [f"## Claim {claim.key}: {claim.title}", "", "Not run yet.", ""]
             continue
         lines += section(claim, load_study(path), docs)
-    lines += [
-        "## Not measured in this version",
-        "",
-        "- Claim 4b (post-layer-norm Transformers need warmup with Adam, pre-layer-norm ones do not): the "
-        "models exist (`model=transformer model.norm_position=pre|post`, `data=sort`), the study is not in "
-        "`sweeps/` yet.",
-        "",
-    ]
-    if times:
-        lines += ["## Wall times", "", "| study | minutes |", "| --- | --- |"]
-        lines += [f"| {k} | {v / 60:.1f} |" for k, v in times.items()] + [""]
+    measured = {path.stem: measured_line(path) for path in sorted(SWEEPS.glob("*.yaml"))}
+    lines += ["## Wall times (measured when each study ran, recorded in its file)", ""]
+    lines += ["| study | wall time |", "| --- | --- |"] + [f"| `{k}` | {v} |" for k, v in measured.items()] + [""]
     out = docs / "findings.md"
     out.write_text("\n".join(lines))
     return out
@@ -352,15 +377,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     times: dict[str, float] = {}
     if not args.no_run:
-        times["lr-tuning"] = run_study("lr-tuning")
+        ran = {"lr-tuning": run_study("lr-tuning")}
         subprocess.run(
             [sys.executable, "-m", "analysis.tune", "outputs/studies/lr-tuning", "--write"], cwd=REPO, check=True
         )
         for claim in CLAIMS:
-            times[claim.study] = run_study(claim.study)
+            ran[claim.study] = run_study(claim.study)
+        times = {name: seconds for name, seconds in ran.items() if seconds is not None}
         for name, seconds in times.items():
             record_time(name, seconds)
-    print(f"wrote {write_findings(args.docs, times, args.studies)}")
+    print(f"wrote {write_findings(args.docs, args.studies)}")
     return 0
 
 

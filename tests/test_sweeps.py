@@ -49,7 +49,7 @@ def test_findings_document_builds_from_the_smoke_studies(smoke_dir: Path) -> Non
 
     if not all((smoke_dir / "outputs" / "studies" / "smoke" / name).exists() for name in NAMES):
         pytest.skip("needs the smoke studies of this module")
-    out = write_findings(smoke_dir / "docs", {}, smoke_dir / "outputs" / "studies" / "smoke")
+    out = write_findings(smoke_dir / "docs", smoke_dir / "outputs" / "studies" / "smoke")
     text = out.read_text()
     for claim in CLAIMS:
         assert f"## Claim {claim.key}: " in text
