@@ -57,6 +57,21 @@ def share(table: pd.DataFrame, word: str) -> str:
     return f"{int((table['verdict'] == word).sum())} of {len(table)}"
 
 
+def by_majority(table: pd.DataFrame) -> str:
+    """The verdict of a claim that predicts "better" in every cell of ``table``, by the cells' verdicts:
+    supported when better cells outnumber worse ones and are at least half; contradicted when worse cells
+    outnumber better ones and are at least half; no clear effect when fewer than half the cells differ either
+    way; else depends on."""
+    better, worse, n = int((table["verdict"] == "better").sum()), int((table["verdict"] == "worse").sum()), len(table)
+    if better > worse and 2 * better >= n:
+        return "supported"
+    if worse > better and 2 * worse >= n:
+        return "contradicted"
+    if 2 * (better + worse) < n:
+        return "no clear effect"
+    return "depends on"
+
+
 # ------------------------------------------------------------------------------------------------ claims
 def shapes(study: Study) -> Verdict:
     """Claim 1: does a low-rate start (any shape) beat no warmup, and do constant and linear behave alike?"""
@@ -68,12 +83,13 @@ def shapes(study: Study) -> Verdict:
         f"Against no warmup, {share(vs_none, 'better')} shape x rate cells are better and {share(vs_none, 'worse')} "
         f"worse; against linear warmup, {share(vs_linear, 'no clear difference')} cells show no clear difference."
     )
-    if len(helps) == len(vs_none):
-        return Verdict("supported", because + " Every ramp helps at every rate.")
+    word = by_majority(vs_none)
     if helps.empty:
-        return Verdict("contradicted", because + " No shape improves on no warmup here.")
-    scales = sorted(set(helps["lr_scale"])) if "lr_scale" in helps else []
-    return Verdict("depends on", because + f" Shapes help at lr_scale {', '.join(map(str, scales))} only.")
+        because += " No shape improves on no warmup here: the low start makes no measurable difference."
+    else:
+        scales = sorted(set(helps["lr_scale"])) if "lr_scale" in helps else []
+        because += f" Shapes help at lr_scale {', '.join(map(str, scales))}."
+    return Verdict(word, because + " (Rule: majority of the shape x rate cells against no warmup.)")
 
 
 def optimizers(study: Study) -> Verdict:
@@ -105,11 +121,7 @@ def skew(study: Study) -> Verdict:
     if not better.empty:
         best = better.groupby("warmup")["mean_diff"].mean().idxmin()
         because += f" The largest average reduction is at warmup={best} (one epoch = 128 steps)."
-    if len(better) == len(gap) and len(gap):
-        return Verdict("supported", because)
-    if better.empty:
-        return Verdict("contradicted" if (gap["verdict"] == "worse").any() else "no clear effect", because)
-    return Verdict("depends on", because)
+    return Verdict(by_majority(gap), because + " (Rule: majority of the skewed cells.)")
 
 
 def lr_range(study: Study) -> Verdict:
@@ -122,21 +134,27 @@ def lr_range(study: Study) -> Verdict:
             {"optimizer": opt, "warmup": warmup, "max_ok": max((x for x, good in ok.items() if good), default=0)}
         )
     table = pd.DataFrame(rows)
-    widened = [
-        opt
-        for opt, t in table.groupby("optimizer")
-        if t[t["warmup"] > 0]["max_ok"].max() > t[t["warmup"] == 0]["max_ok"].max()
-    ]
+    widened: list[str] = []
+    narrowed: list[str] = []
+    for opt, t in table.groupby("optimizer"):
+        base, best = t[t["warmup"] == 0]["max_ok"].max(), t[t["warmup"] > 0]["max_ok"].max()
+        if best > base:
+            widened.append(str(opt))
+        elif best < base:
+            narrowed.append(str(opt))
     because = (
         "Largest lr_scale at which every seed completed: "
         + "; ".join(f"{r.optimizer} warmup={r.warmup}: {r.max_ok:g}x" for r in table.itertuples())
         + "."
     )
+    rule_text = " (Rule: per optimizer, does some warmup complete at a larger lr_scale than no warmup?)"
     if len(widened) == table["optimizer"].nunique():
-        return Verdict("supported", because)
+        return Verdict("supported", because + rule_text)
+    if narrowed and not widened:
+        return Verdict("contradicted", because + f" Warmup narrows the range for {', '.join(narrowed)}." + rule_text)
     if not widened:
-        return Verdict("no clear effect", because + " Warmup does not extend the stable range in this grid.")
-    return Verdict("depends on", because + f" Warmup extends the range for {', '.join(widened)} only.")
+        return Verdict("no clear effect", because + " The grid does not show a wider range with warmup." + rule_text)
+    return Verdict("depends on", because + f" Warmup widens the range for {', '.join(widened)} only." + rule_text)
 
 
 def layernorm(study: Study) -> Verdict:
@@ -173,6 +191,14 @@ def rule(study: Study) -> Verdict:
     rule_row = adam.loc[adam.index.astype(str) == "200"].iloc[0]
     close = rule_row["mean_diff_low"] <= adam.loc[best, "mean_diff_high"]  # intervals overlap
     because += f". The best length is {best}; the rule's 200 {'overlaps' if close else 'does not overlap'} it."
+    no_warmup = runs[runs["warmup"] == 0]
+    radam = effects(no_warmup, ["optimizer"], "optimizer=adam")
+    if not radam.empty:
+        r = radam.iloc[0]
+        because += (
+            f" RAdam without warmup against Adam without warmup: {F.fmt(r['mean_diff'])} "
+            f"[{F.fmt(r['mean_diff_low'])}, {F.fmt(r['mean_diff_high'])}] ({r['verdict']})."
+        )
     return Verdict("supported" if close and rule_row["verdict"] == "better" else "depends on", because)
 
 
@@ -186,6 +212,7 @@ def budget(study: Study) -> Verdict:
         f"Linear warmup beats no warmup in {share(linear, 'better')} cells; the flat area-matched control in "
         f"{share(flat, 'better')}."
     )
+    because += " (Rule: where linear warmup helps, does the flat control help too?)"
     ramp_only = int(((linear["verdict"] == "better").values & (flat["verdict"] != "better").values).sum())
     if ramp_only and ramp_only == int((linear["verdict"] == "better").sum()):
         return Verdict("supported", because + " Where warmup helps, the same budget without a ramp does not.")
