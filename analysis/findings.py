@@ -70,7 +70,7 @@ def fmt(x: float) -> str:
 
 
 def cell_text(row: pd.Series | dict[str, Any], factors: Sequence[str]) -> str:
-    parts = [f"{f}={row[f]}" for f in factors]
+    parts = [f"{f}={row[f]:.6g}" if isinstance(row[f], float) else f"{f}={row[f]}" for f in factors]
     return ", ".join(parts) if parts else "all runs"
 
 
