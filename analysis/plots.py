@@ -143,9 +143,16 @@ def warmup_label(value: Any) -> str:
     return f"warmup = {format_value(value)} steps"
 
 
-def panel_title(key: Mapping[str, Any]) -> str:
-    """``"optimizer = adam, skew = cluster"``."""
-    return ", ".join(f"{factor} = {format_value(value)}" for factor, value in key.items())
+def panel_title(key: Mapping[str, Any], width: int = 42) -> str:
+    """``"optimizer = adam, skew = cluster"``, broken into lines of at most ``width`` characters between factors
+    so that neighbouring panels' titles never run into each other."""
+    lines: list[str] = []
+    for part in (f"{factor} = {format_value(value)}" for factor, value in key.items()):
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------- runs and panels
