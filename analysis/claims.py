@@ -13,6 +13,7 @@ them by the rule written next to it: nothing in the document is written by hand 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import findings as F
@@ -31,6 +33,7 @@ from analysis.load import Study, load_study
 REPO = Path(__file__).resolve().parent.parent
 SWEEPS = REPO / "sweeps"
 METRIC = "final_eval_loss"
+EPOCH_STEPS = 128  # 8192 training examples / batch 64, the default clusters data
 
 
 @dataclass
@@ -57,8 +60,10 @@ def by_majority(table: pd.DataFrame) -> str:
     """The verdict of a claim that predicts "better" in every cell of ``table``, by the cells' verdicts:
     supported when better cells outnumber worse ones and are at least half; contradicted when worse cells
     outnumber better ones and are at least half; no clear effect when fewer than half the cells differ either
-    way; else depends on."""
+    way (or no cell was measured); else depends on."""
     better, worse, n = int((table["verdict"] == "better").sum()), int((table["verdict"] == "worse").sum()), len(table)
+    if n == 0:
+        return "no clear effect"  # nothing measured: nothing shown
     if better > worse and 2 * better >= n:
         return "supported"
     if worse > better and 2 * worse >= n:
@@ -88,6 +93,12 @@ def shapes(study: Study) -> Verdict:
     return Verdict(word, because + " (Rule: majority of the shape x rate cells against no warmup.)")
 
 
+def where_text(row: pd.Series) -> str:
+    """``W=100 at 10x`` (or ``W=100`` without an ``lr_scale`` factor): a warmup cell in a few words."""
+    scale = f" at {row['lr_scale']:g}x" if "lr_scale" in row and pd.notna(row["lr_scale"]) else ""
+    return f"W={row['warmup']}{scale}"
+
+
 def optimizers(study: Study) -> Verdict:
     """Claim 2: warmup helps adaptive optimizers (adam, rmsprop) and makes little difference for plain SGD."""
     table = effects(study.runs, study.cell_factors, "warmup=0")
@@ -97,7 +108,12 @@ def optimizers(study: Study) -> Verdict:
     }
     adaptive = [o for o in ("adam", "rmsprop") if o in helped]
     plain = [o for o in ("sgd",) if o in helped]
-    because = "Warmup (any length) beats no warmup for: " + (", ".join(o for o, h in helped.items() if h) or "none")
+    better = table[table["verdict"] == "better"]
+    where = [
+        f"{opt} ({', '.join(where_text(row) for _, row in cells.iterrows())})"
+        for opt, cells in better.groupby("optimizer")
+    ]
+    because = "Warmup beats no warmup for: " + ("; ".join(where) or "no optimizer")
     because += f" (cells better: {share(table, 'better')}; worse: {share(table, 'worse')})."
     if all(helped[o] for o in adaptive) and not any(helped[o] for o in plain):
         return Verdict("supported", because + " Adaptive optimizers gain, plain SGD does not.")
@@ -106,18 +122,50 @@ def optimizers(study: Study) -> Verdict:
     return Verdict("depends on", because + " The gain is not specific to adaptive optimizers.")
 
 
+def with_excess_gap(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """``runs`` with ``skew_excess_gap``: the over-fitting gap the skew adds, over the same run without skew.
+
+    For a skewed run ``r`` and its ``skew=none`` twin ``n`` (every other factor and the seed equal, so they see the
+    same batches from step ``skew.steps`` on): ``skew_excess_gap(r) = skew_gap_end(r) - skew_gap_end(n)``. The
+    gap alone also measures how far training has got by the end of the skew phase (a slower start leaves a larger
+    gap between any two groups, skew or not); the difference keeps only what the skewed order did. NaN for
+    ``skew=none`` runs and for runs without a usable twin. ``factors``: the study's varying factors with the seed.
+    """
+    factors = [f for f in factors if f != "skew"]
+    twins = runs[runs["skew"] == "none"].set_index(factors)["skew_gap_end"]
+    twins = twins[~twins.index.duplicated()]
+    keys = pd.MultiIndex.from_frame(runs[factors]) if len(factors) > 1 else pd.Index(runs[factors[0]])
+    twin_gap = twins.reindex(keys).to_numpy(dtype="float64", na_value=float("nan"))
+    out = runs.copy()
+    out["skew_excess_gap"] = runs["skew_gap_end"].to_numpy(dtype="float64", na_value=float("nan")) - twin_gap
+    out.loc[out["skew"] == "none", "skew_excess_gap"] = float("nan")
+    return out
+
+
 def skew(study: Study) -> Verdict:
-    """Claim 3: under a skewed start, warmup lowers the early over-fitting gap; the best length is ~1 epoch."""
-    runs, factors = study.runs, study.cell_factors
+    """Claim 3: under a skewed start, warmup lowers the over-fitting the skew causes; the best length is ~1 epoch.
+
+    Measured by ``skew_excess_gap`` (``with_excess_gap``) paired against ``warmup=0`` seed by seed: a difference
+    in differences, ``(gap_skewed - gap_none)_W - (gap_skewed - gap_none)_0``.
+    """
+    runs, factors = with_excess_gap(study.runs, study.factors), study.cell_factors
     skewed = runs[runs["skew"] != "none"]
-    gap = effects(skewed, [f for f in factors if f in skewed], "warmup=0", "skew_gap_end")
-    better = gap[gap["verdict"] == "better"]
-    because = f"Warmup lowers the gap at the end of the skew phase in {share(gap, 'better')} skewed cells"
-    because += f" and raises it in {share(gap, 'worse')}."
-    if not better.empty:
-        best = better.groupby("warmup")["mean_diff"].mean().idxmin()
-        because += f" The largest average reduction is at warmup={best} (one epoch = 128 steps)."
-    return Verdict(by_majority(gap), because + " (Rule: majority of the skewed cells.)")
+    excess = effects(skewed, factors, "warmup=0", "skew_excess_gap")
+    raw = effects(skewed, factors, "warmup=0", "skew_gap_end")
+    added = stats.aggregate(skewed, "skew_excess_gap", ["warmup"]) if not skewed.empty else pd.DataFrame()
+    because = (
+        f"Against no warmup, warmup lowers the gap the skew adds in {share(excess, 'better')} skewed cells and raises "
+        f"it in {share(excess, 'worse')} (the raw gap at the end of the skew phase: lower in {share(raw, 'better')}, "
+        f"higher in {share(raw, 'worse')})."
+    )
+    if not added.empty and added["mean"].notna().any():
+        because += " Gap the skew adds (nats, mean over optimizers, skews and seeds): " + "; ".join(
+            f"warmup={r['warmup']}: {F.fmt(r['mean'])} [{F.fmt(r['mean_low'])}, {F.fmt(r['mean_high'])}]"
+            for _, r in added.iterrows()
+        )
+        best = added.loc[added["mean"].idxmin(), "warmup"]
+        because += f"; smallest at warmup={best} (one epoch = {EPOCH_STEPS} steps)."
+    return Verdict(by_majority(excess), because + " (Rule: majority of the skewed cells, on the added gap.)")
 
 
 def lr_range(study: Study) -> Verdict:
@@ -172,54 +220,93 @@ def layernorm(study: Study) -> Verdict:
     if post_gains and not pre_gains:
         return Verdict("supported", because)
     if not post_gains:
-        return Verdict("contradicted", because + " Post-LN trains as well without warmup at these rates.")
+        return Verdict("contradicted", because + " Post-LN does not gain from warmup at these rates.")
     return Verdict("depends on", because + " Both norm positions gain from warmup here.")
 
 
+RULE_BETA2 = 0.99  # optimizer.beta2 in sweeps/warmup-rule.yaml
+RULE_WARMUP = math.ceil(2 / (1 - RULE_BETA2))  # warmup=auto there: W = ceil(2 / (1 - beta2)) = 200
+
+
+def interval_text(row: pd.Series) -> str:
+    return f"{F.fmt(row['mean_diff'])} [{F.fmt(row['mean_diff_low'])}, {F.fmt(row['mean_diff_high'])}]"
+
+
+def arms_effect(runs: pd.DataFrame, treatment: pd.Series, control: pd.Series) -> pd.Series | None:
+    """The paired effect (seed by seed) of the runs selected by ``treatment`` against those selected by ``control``."""
+    arms = pd.concat([runs[treatment].assign(arm="treatment"), runs[control].assign(arm="control")])
+    table = effects(arms, ["arm"], "arm=control")
+    return None if table.empty else table.iloc[0]
+
+
 def rule(study: Study) -> Verdict:
-    """Claim 4c: the untuned rule W = 2/(1-beta2) comes close to the best W; RAdam without warmup matches it."""
-    runs = study.runs.copy()
+    """Claim 4c: the untuned rule W = 2/(1-beta2) does as well as the best W of the grid (the tuned warmup) and
+    better than no warmup; RAdam without warmup does as well as Adam with the rule.
+
+    Rule: supported when Adam with the rule is better than without warmup and not worse than with the best W;
+    contradicted when it is worse than the best W and not better than no warmup; else depends on.
+    """
+    runs = study.runs
+    warmup = runs["warmup"].astype(str)
     table = effects(runs, study.cell_factors, "warmup=0")
-    adam = table[table["optimizer"] == "adam"].set_index("warmup")
-    auto = int(runs[(runs["warmup"].astype(str) == "200")].shape[0] > 0)
-    because = "Adam against warmup=0: " + "; ".join(
-        f"warmup={w}: {F.fmt(r['mean_diff'])} [{F.fmt(r['mean_diff_low'])}, {F.fmt(r['mean_diff_high'])}]"
-        for w, r in adam.iterrows()
-    )
-    if not auto or adam.empty:
-        return Verdict("no clear effect", because + ".")
-    best = adam["mean_diff"].idxmin()
-    rule_row = adam.loc[adam.index.astype(str) == "200"].iloc[0]
-    close = rule_row["mean_diff_low"] <= adam.loc[best, "mean_diff_high"]  # intervals overlap
-    because += f". The best length is {best}; the rule's 200 {'overlaps' if close else 'does not overlap'} it."
-    no_warmup = runs[runs["warmup"] == 0]
-    radam = effects(no_warmup, ["optimizer"], "optimizer=adam")
-    if not radam.empty:
-        r = radam.iloc[0]
+    adam = table[table["optimizer"] == "adam"]
+    adam = adam.set_index(adam["warmup"].astype(str))
+    if str(RULE_WARMUP) not in adam.index:
+        raise ValueError(f"claim 4c: no Adam runs with the rule's warmup={RULE_WARMUP} in {study.runs['study'].iat[0]}")
+    because = "Adam against warmup=0: " + "; ".join(f"warmup={w}: {interval_text(r)}" for w, r in adam.iterrows())
+    best = str(adam["mean_diff"].idxmin())
+    is_adam, is_radam = runs["optimizer"] == "adam", runs["optimizer"] == "radam"
+    rule_runs = is_adam & (warmup == str(RULE_WARMUP))
+    rule_vs_none = adam.loc[str(RULE_WARMUP), "verdict"]
+    rule_vs_best = arms_effect(runs, rule_runs, is_adam & (warmup == best)) if best != str(RULE_WARMUP) else None
+    because += f". The best W of the grid is {best}"
+    if rule_vs_best is not None:
+        because += f"; the rule's W={RULE_WARMUP} against it: {interval_text(rule_vs_best)} ({rule_vs_best['verdict']})"
+    radam_vs_rule = arms_effect(runs, is_radam & (warmup == "0"), rule_runs)
+    if radam_vs_rule is not None:
         because += (
-            f" RAdam without warmup against Adam without warmup: {F.fmt(r['mean_diff'])} "
-            f"[{F.fmt(r['mean_diff_low'])}, {F.fmt(r['mean_diff_high'])}] ({r['verdict']})."
+            f". RAdam without warmup against Adam with the rule: {interval_text(radam_vs_rule)} "
+            f"({radam_vs_rule['verdict']})"
         )
-    return Verdict("supported" if close and rule_row["verdict"] == "better" else "depends on", because)
+    because += (
+        ". (Rule: supported when the rule beats no warmup and is not worse than the best W; contradicted when it is "
+        "worse than the best W and no better than no warmup.)"
+    )
+    rule_worse = rule_vs_best is not None and rule_vs_best["verdict"] == "worse"
+    if rule_vs_none == "better" and not rule_worse:
+        return Verdict("supported", because)
+    if rule_worse and rule_vs_none != "better":
+        return Verdict("contradicted", because)
+    if rule_worse:
+        return Verdict("depends on", because + " The rule helps, but the best W of the grid helps more.")
+    return Verdict("no clear effect", because + " Neither difference is clear.")
 
 
 def budget(study: Study) -> Verdict:
     """Claim 4d: is warmup's gain the ramp, or the smaller learning-rate budget (flat, same area, no ramp)?"""
     runs, factors = study.runs, study.cell_factors
     table = effects(runs, factors, "warmup_shape=none")
-    linear = table[table["warmup_shape"] == "linear"]
-    flat = table[table["warmup_shape"] == "flat"]
+    others = [f for f in factors if f != "warmup_shape"]
+    linear = table[table["warmup_shape"] == "linear"].set_index(others)["verdict"]
+    flat = table[table["warmup_shape"] == "flat"].set_index(others)["verdict"].reindex(linear.index)
     because = (
-        f"Linear warmup beats no warmup in {share(linear, 'better')} cells; the flat area-matched control in "
-        f"{share(flat, 'better')}."
+        f"Linear warmup beats no warmup in {int((linear == 'better').sum())} of {len(linear)} cells; the flat "
+        f"area-matched control in {int((flat == 'better').sum())} of {len(flat)}."
     )
     because += " (Rule: where linear warmup helps, does the flat control help too?)"
-    ramp_only = int(((linear["verdict"] == "better").values & (flat["verdict"] != "better").values).sum())
-    if ramp_only and ramp_only == int((linear["verdict"] == "better").sum()):
+    helps = linear == "better"
+    if helps.any() and not (flat[helps] == "better").any():
         return Verdict("supported", because + " Where warmup helps, the same budget without a ramp does not.")
-    if (linear["verdict"] == "better").any():
+    if helps.any() and (flat[helps] == "better").all():
         return Verdict("contradicted", because + " Where warmup helps, the flat control helps too: it is the budget.")
-    return Verdict("no clear effect", because + " Warmup does not help here, so there is no gain to explain.")
+    if helps.any():
+        return Verdict("depends on", because + " The flat control matches warmup's gain in some of those cells only.")
+    because += " Warmup does not help here, so there is no gain to explain."
+    flat_only = flat[flat == "better"]
+    if not flat_only.empty:
+        cells = [F.cell_text(dict(zip(others, np.atleast_1d(key), strict=True)), others) for key in flat_only.index]
+        because += f" The smaller budget alone (flat) helps in {len(flat_only)} cell(s): {'; '.join(cells)}."
+    return Verdict("no clear effect", because)
 
 
 @dataclass
@@ -231,6 +318,8 @@ class Claim:
     control: str
     figures: list[str]
     judge: Callable[[Study], Verdict]
+    # the runs whose paired comparisons the section lists (default: all of them, as loaded)
+    derive: Callable[[Study], pd.DataFrame] = lambda study: study.runs
 
 
 CLAIMS = [
@@ -256,10 +345,11 @@ CLAIMS = [
         "3",
         "Warmup reduces early over-fitting to a skewed start; the ramp should be about one epoch",
         "warmup-skew",
-        "skew_gap_end",
+        "skew_excess_gap",
         "warmup=0",
         ["early_overfitting"],
         skew,
+        lambda study: with_excess_gap(study.runs, study.factors).query("skew != 'none'"),
     ),
     Claim(
         "4a",
@@ -337,7 +427,7 @@ def section(claim: Claim, study: Study, docs: Path) -> tuple[list[str], Verdict]
     rendered = plots.make_figures(study, docs / "figures" / claim.study, formats=("png",), only=claim.figures)
     for name, png in rendered.items():
         out += [f"![{claim.study}: {name}]({png.relative_to(docs).as_posix()})", ""]
-    found = F.effect_findings(study.runs, claim.metric, study.cell_factors, claim.control)
+    found = F.effect_findings(claim.derive(study), claim.metric, study.cell_factors, claim.control)
     counts = {w: sum(f.verdict == w for f in found) for w in ("better", "worse", "no clear difference")}
     out += [
         f"Paired comparisons against `{claim.control}` ({F.label(claim.metric)}; "

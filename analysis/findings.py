@@ -23,6 +23,7 @@ METRIC_LABELS = {
     "best_eval_acc": "best held-out accuracy",
     "final_train_loss": "final train loss (nats)",
     "skew_gap_end": "early-group over-fitting gap at the end of the skew phase (nats)",
+    "skew_excess_gap": "over-fitting gap the skew adds at the end of the skew phase, over the skew=none twin (nats)",
     "skew_gap_peak": "peak early-group over-fitting gap (nats)",
     "rest_recovery_step": "steps until the rest group recovers (steps)",
     "early_train_eval_gap": "early train - held-out gap (nats)",
@@ -40,7 +41,14 @@ class Finding:
     verdict: str  # better, worse, no clear difference, no interval, ...
 
 
-LOWER_IS_BETTER = ("skew_gap_end", "skew_gap_peak", "rest_recovery_step", "early_train_eval_gap", "cue_reliance_end")
+LOWER_IS_BETTER = (
+    "skew_gap_end",
+    "skew_excess_gap",
+    "skew_gap_peak",
+    "rest_recovery_step",
+    "early_train_eval_gap",
+    "cue_reliance_end",
+)
 
 
 def higher_better(metric: str) -> bool | None:

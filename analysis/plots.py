@@ -769,11 +769,17 @@ def early_overfitting(runs: pd.DataFrame, history: pd.DataFrame, *, through_step
     factors = panel_factors(usable)
     panels = split_panels(usable, factors)
     summaries = [s for s in EARLY_SUMMARIES if s[0] in usable and usable[s[0]].notna().any()]
-    n_cols = max(len(panels), len(summaries))
-    fig = Figure(figsize=(PANEL_SIZE_IN[0] * max(n_cols, 2) + 2.6, PANEL_SIZE_IN[1] * 2 + 1.2), layout="constrained")
-    subfigures = fig.subfigures(2, 1, squeeze=False)
+    top_rows = math.ceil(len(panels) / MAX_COLUMNS)  # wrap the curves, balanced: 6 panels are 2 rows of 3
+    top_cols = math.ceil(len(panels) / top_rows)
+    n_cols = max(top_cols, len(summaries))
+    size = (PANEL_SIZE_IN[0] * max(n_cols, 2) + 2.6, PANEL_SIZE_IN[1] * (top_rows + 1) + 1.2 + 0.4 * top_rows)
+    fig = Figure(figsize=size, layout="constrained")
+    subfigures = fig.subfigures(2, 1, squeeze=False, height_ratios=[top_rows + 0.4, 1.4])
     top_fig, bottom_fig = subfigures[0, 0], subfigures[1, 0]
-    top_axes = np.atleast_1d(top_fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0])
+    grid = top_fig.subplots(top_rows, top_cols, sharex=True, sharey=True, squeeze=False)
+    for ax in grid.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    top_axes = grid.ravel()[: len(panels)]
     early = metric_curves(usable, history, "eval/early/loss", through_steps)
     rest = metric_curves(usable, history, "eval/rest/loss", through_steps)
     for ax, panel in zip(top_axes, panels, strict=True):
@@ -790,7 +796,8 @@ def early_overfitting(runs: pd.DataFrame, history: pd.DataFrame, *, through_step
         ax.set_title(panel.title, fontsize="medium")
         ax.set_xlabel(STEP_LABEL)
         ax.grid(True, alpha=0.3)
-    top_axes[0].set_ylabel("held-out loss (nats)")
+    for ax in grid[:, 0]:
+        ax.set_ylabel("held-out loss (nats)")
     if use_log_scale([seed_summary(c.values)[0] for c in (early, rest)]):
         set_log_y(top_axes[0])
     handles: list[Any] = warmup_handles(usable, colors)
