@@ -142,14 +142,19 @@ def with_excess_gap(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     return out
 
 
+def skewed_runs(study: Study) -> pd.DataFrame:
+    """The skewed runs of a study, with their ``skew_excess_gap`` (``with_excess_gap``)."""
+    runs = with_excess_gap(study.runs, study.factors)
+    return runs[runs["skew"] != "none"]
+
+
 def skew(study: Study) -> Verdict:
     """Claim 3: under a skewed start, warmup lowers the over-fitting the skew causes; the best length is ~1 epoch.
 
     Measured by ``skew_excess_gap`` (``with_excess_gap``) paired against ``warmup=0`` seed by seed: a difference
     in differences, ``(gap_skewed - gap_none)_W - (gap_skewed - gap_none)_0``.
     """
-    runs, factors = with_excess_gap(study.runs, study.factors), study.cell_factors
-    skewed = runs[runs["skew"] != "none"]
+    skewed, factors = skewed_runs(study), study.cell_factors
     excess = effects(skewed, factors, "warmup=0", "skew_excess_gap")
     raw = effects(skewed, factors, "warmup=0", "skew_gap_end")
     added = stats.aggregate(skewed, "skew_excess_gap", ["warmup"]) if not skewed.empty else pd.DataFrame()
@@ -349,7 +354,7 @@ CLAIMS = [
         "warmup=0",
         ["early_overfitting"],
         skew,
-        lambda study: with_excess_gap(study.runs, study.factors).query("skew != 'none'"),
+        skewed_runs,
     ),
     Claim(
         "4a",
