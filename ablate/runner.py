@@ -101,6 +101,13 @@ class Terminated(BaseException):
     """SIGTERM arrived: ``scancel``, pre-emption, a SLURM time limit, or ``kill``."""
 
 
+def time_limit_near(signum: int, frame: Any) -> None:
+    """SIGUSR2, which submitit asks SLURM to send ``signal_delay_s`` before the time limit (SLURM may send it up
+    to a minute earlier): warn and go on. Left to submitit's own handler, it would end the job at once, unrecorded
+    (ablate does not requeue: the next run of the study re-runs what SLURM stopped)."""
+    print("warning: SIGUSR2: SLURM's time limit is near; the run goes on until SLURM stops it", file=sys.stderr)
+
+
 @contextmanager
 def terminate_as_exception() -> Iterator[None]:
     """While a run trains, SIGTERM raises ``Terminated`` so the run can record that it was stopped before
@@ -112,10 +119,7 @@ def terminate_as_exception() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise Terminated("terminated by SIGTERM (scancel, pre-emption, a time limit or kill)")
 
-    def warned(signum: int, frame: Any) -> None:  # submitit asks SLURM for USR2 before the time limit
-        print("warning: SIGUSR2: SLURM's time limit is near; the run goes on until SLURM stops it", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGUSR2, warned)
+    previous = signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGUSR2, time_limit_near)
     try:
         yield
     finally:

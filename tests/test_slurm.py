@@ -99,6 +99,12 @@ def test_scancel_is_recorded_and_completed_by_a_resume(tmp_path: Path, steps_per
     study = tmp_path / "outputs/studies/cancel"
     running = wait_for_training(study / f"steps={steps}", proc)
     job = running["provenance"]["slurm_job_id"]
+    # USR2 (submitit's time-limit warning, if a user sets hydra.launcher.signal_delay_s) only warns
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    lines = (study / f"steps={steps}" / "metrics.jsonl").stat().st_size
+    time.sleep(2)
+    assert (study / f"steps={steps}" / "metrics.jsonl").stat().st_size > lines, "USR2 stopped the run"
+    assert result(study / f"steps={steps}")["status"] == "running"
     subprocess.run(["scancel", job], check=True)
     code, out = finish(proc, 180)
     assert code == 1, out  # the study reports the cancelled run and exits non-zero
@@ -129,6 +135,7 @@ def test_time_limit_is_recorded_and_completed_by_a_resume(tmp_path: Path, steps_
     assert 0 < len((study / "run" / "metrics.jsonl").read_text().splitlines()) < steps
     assert "TIMEOUT" in sacct_state(job)
     assert f"SLURM job {job} ended as" in out or "terminated by SIGTERM" in out
+    assert "USR2" not in (study / ".submitit" / job / f"{job}_0_log.err").read_text()  # the preset asks for none
 
     # the time limit is a launcher setting, not part of the run's identity: the resume runs the same run
     code, out = finish(ablate(*run, "hydra.launcher.timeout_min=10", cwd=tmp_path), 400)

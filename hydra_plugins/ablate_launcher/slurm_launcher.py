@@ -7,13 +7,16 @@ each job's result is collected on its own; a job that SLURM ended is reported as
 and the others are still waited for. Submission itself is Hydra's (``submit_jobs`` below follows
 ``BaseSubmititLauncher.launch`` of hydra-submitit-launcher 1.2, which has no smaller hook to override).
 
-Inside a job the run records SIGTERM (SLURM's signal at cancel, time limit and pre-emption) as ``failed``
+Inside a job, SIGUSR2 (submitit's warning before the time limit, which SLURM may send up to a minute early) only
+warns, from the moment the job calls into Hydra: left to submitit, it ends a job at once, even one just starting,
+and nothing is recorded. The run records SIGTERM (SLURM's signal at cancel, time limit and pre-emption) as ``failed``
 before SLURM's SIGKILL; the next run of the same command resumes the study.
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scanner runs this module before it is in
 # sys.modules, where dataclasses cannot resolve string annotations
 import logging
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,13 @@ class SlurmLauncher(HydraSlurmLauncher):
             params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
         return list(executor.map_array(self, *zip(*params, strict=True)))
 
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """Inside the SLURM job: run Hydra's job with SIGUSR2 warning instead of ending the job."""
+        from ablate.runner import time_limit_near
+
+        signal.signal(signal.SIGUSR2, time_limit_near)
+        return super().__call__(*args, **kwargs)
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         jobs = self.submit_jobs(job_overrides, initial_job_idx)
         log.info(f"SLURM job ids: {', '.join(str(j.job_id) for j in jobs)}")
@@ -62,9 +72,21 @@ class SlurmLauncher(HydraSlurmLauncher):
             except Exception as err:  # cancelled, timed out, pre-empted, node failure: this job only
                 ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
                 state = job.state if hasattr(job, "state") else "unknown"
-                ret.return_value = RuntimeError(f"SLURM job {job.job_id} ended as {state}: {_first_line(err)}")
+                ret.return_value = RuntimeError(
+                    f"SLURM job {job.job_id} ended as {state}: {_first_line(err)}{_log_tail(job)}"
+                )
                 returns.append(ret)
         return returns
+
+
+def _log_tail(job: Any) -> str:
+    """`` (log <job's stderr file>: <its last line>)``, the job's own account of how it ended, if it wrote one."""
+    try:
+        path = Path(job.paths.stderr)
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except (AttributeError, OSError):
+        return ""
+    return f" (log {path}: {lines[-1][:300]})" if lines else f" (log {path}: empty)"
 
 
 def _first_line(err: BaseException) -> str:
