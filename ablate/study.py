@@ -126,13 +126,16 @@ def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
 def report(rows: list[dict[str, Any]], stale: list[Path], summary_path: Path) -> str:
     counts = Counter(str(row["status"]) for row in rows)
     ran = sum(bool(row["ran"]) for row in rows)
+    before = sum(not row["ran"] and row["status"] != "missing" for row in rows)
     lines = [
-        f"study: {len(rows)} runs ({ran} ran now, {len(rows) - ran} recorded before): "
+        f"study: {len(rows)} runs ({ran} ran now, {before} recorded before): "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     ]
     for row in rows:
-        if row["status"] not in ("completed", "diverged"):
-            lines.append(f"  {row['status']}: {row['run']}: {row.get('error') or 'no result'}")
+        if row["status"] == "missing":
+            lines.append(f"  missing: {row['run']}: no run record (its job ended before the run started; see above)")
+        elif row["status"] not in ("completed", "diverged"):
+            lines.append(f"  {row['status']}: {row['run']}: {row.get('error') or 'no error recorded'}")
     if stale:
         lines.append(
             f"  note: {len(stale)} run record(s) in this directory are not part of this grid and were left out "

@@ -146,3 +146,19 @@ def test_run_directory_names_are_stable_and_safe() -> None:
     assert len(long) <= 110 and long == run_dir_name(
         [f"k{i}=value{i}" for i in range(20)], [f"k{i}" for i in range(20)]
     )
+
+
+def test_study_report_counts_runs_without_a_record_as_neither_ran_nor_recorded() -> None:
+    from ablate.study import report
+
+    rows = [
+        {"run": "warmup=0", "status": "completed", "ran": True},
+        {"run": "warmup=10", "status": "completed", "ran": False},
+        {"run": "warmup=100", "status": "failed", "ran": True, "error": "ValueError: bad"},
+        {"run": "warmup=500", "status": "missing", "ran": False},
+    ]
+    text = report(rows, [], Path("summary.csv")).splitlines()
+    assert text[0] == "study: 4 runs (2 ran now, 1 recorded before): 2 completed, 1 failed, 1 missing"
+    assert text[1] == "  failed: warmup=100: ValueError: bad"
+    assert text[2].startswith("  missing: warmup=500: no run record")
+    assert text[-1] == "summary: summary.csv"
