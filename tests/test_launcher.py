@@ -119,3 +119,17 @@ def test_local_launcher_runs_jobs_in_processes_on_the_gpu_they_were_given(tmp_pa
     assert set(devices) == {"4", "7"}
     assert "Launching 6 jobs on 2 local worker(s), 2 GPU(s) 4,7" in done.stdout  # Hydra logs to stdout
     assert all(r["provenance"]["pid"] != records[0]["provenance"]["pid"] for r in records[1:])  # fresh processes
+
+
+def test_a_slurm_ended_job_is_explained_by_its_log_tail(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hydra_plugins.ablate_launcher.slurm_launcher import _log_tail
+
+    log = tmp_path / "20_0_log.err"
+    log.write_text("Traceback ...\n  raise UncompletedJobError(message)\nJob not requeued because: timed out.\n\n")
+    job = SimpleNamespace(paths=SimpleNamespace(stderr=log))
+    assert _log_tail(job) == f" (log {log}: Job not requeued because: timed out.)"
+    log.write_text("\n")
+    assert _log_tail(job) == f" (log {log}: empty)"
+    assert _log_tail(SimpleNamespace(paths=SimpleNamespace(stderr=tmp_path / "absent.err"))) == ""

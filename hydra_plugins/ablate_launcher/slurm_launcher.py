@@ -83,12 +83,16 @@ def _log_tail(job: Any) -> str:
     """`` (log <job's stderr file>: <its last line>)``, the job's own account of how it ended, if it wrote one."""
     try:
         path = Path(job.paths.stderr)
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        lines = _nonblank_lines(path.read_text(errors="replace"))
     except (AttributeError, OSError):
         return ""
     return f" (log {path}: {lines[-1][:300]})" if lines else f" (log {path}: empty)"
 
 
 def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = _nonblank_lines(str(err))
     return lines[0] if lines else type(err).__name__
+
+
+def _nonblank_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
