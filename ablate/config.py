@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -37,6 +37,9 @@ class MLPConfig:
     name: str = _help("model family")
     hidden_sizes: list[int] = field(default_factory=lambda: [], metadata={"help": "width of each hidden layer"})
     activation: str = _help("hidden activation: relu, gelu or tanh")
+    init_scale: Optional[float] = _help(  # noqa: UP045 (OmegaConf reads Optional, not `float | None`)
+        "null: PyTorch's default init; s > 0: weights ~ N(0, s^2/fan_in), biases 0 (s=1 is LeCun normal)", None
+    )
 
 
 @dataclass
@@ -87,6 +90,18 @@ class SortConfig:
     n_groups: int = _help("groups: each draws its tokens from its own band of the vocabulary")
 
 
+@dataclass
+class TeacherConfig:
+    name: str = _help("dataset")
+    seed: int = _help("seed of the inputs and of the teacher network")
+    n_train: int = _help("training examples (batch_size=full trains on all of them every step)")
+    n_eval: int = _help("held-out examples")
+    n_features: int = _help("input dimension; inputs ~ N(0, I)")
+    teacher_width: int = _help("hidden units of the random tanh teacher y = v . tanh(W x) (W, v ~ N(0, 1/fan_in))")
+    noise_std: float = _help("label noise added to the teacher's output, before standardising")
+    n_groups: int = _help("groups for skew: equal-count bins of the first input feature")
+
+
 # ------------------------------------------------------------------------------------------------ skew
 @dataclass
 class SkewConfig:
@@ -95,6 +110,10 @@ class SkewConfig:
     group: int = _help("the favoured group of related examples (dataset-defined; evaluated as eval/early/*)")
     strength: float = _help("cluster, spurious: share of every skew-phase batch drawn from the favoured group")
     cue_strength: float = _help("spurious: size of the label cue added to the favoured group's first features")
+    cue_after: str = _help(
+        "spurious: the cue after the skew phase: kept (on the favoured group throughout), removed (gone from the "
+        "training data) or shuffled (on a random wrong label, so relying on it now hurts)"
+    )
     recovery_tolerance: float = _help("rest group within this relative distance of its final loss = recovered")
 
 
@@ -108,7 +127,7 @@ class ProbesConfig:
     )
     second_moment_batches: int = _help("fresh batches averaged into the reference second moment")
     sharpness_every: int = _help("top Hessian eigenvalue (and preconditioned) every this many steps (0: off)")
-    sharpness_iters: int = _help("power iterations (Hessian-vector products) per sharpness measurement")
+    sharpness_iters: int = _help("Lanczos steps (Hessian-vector products) per sharpness measurement")
     sharpness_examples: int = _help("training examples in the fixed batch whose loss's Hessian is measured")
     dead_relu_every: int = _help("share of dead ReLU units on the held-out split every this many steps (0: off)")
 
@@ -211,14 +230,23 @@ class Config:
     warmup_start_fraction: float = _help("constant: the rate during warmup; exponential: the start, as fraction of lr")
     lr: float = _help("peak learning rate p (default: the optimizer's default_lr x lr_scale)")
     lr_scale: float = _help("multiplies the optimizer's default rate when lr is not given (studies: its tuned_lr)")
+    lr_sharpness_multiple: Optional[float] = _help(  # noqa: UP045
+        "null: the peak rate is lr; c > 0: the peak rate is c x 2/sharpness, the sharpness (top Hessian eigenvalue "
+        "of the training loss on the sharpness batch) measured at init; lr is then ignored",
+        None,
+    )
     steps: int = _help("total optimizer steps T, warmup included")
-    batch_size: int = _help("examples per training batch")
+    batch_size: Any = _help("examples per training batch (int >= 1), or full: the whole training set every step")
     seed: int = _help("seed of model init and batch order")
     eval_every: int = _help("evaluate on the held-out split every this many steps (and at the end)")
     metrics_every: int = _help(
         "measure train/acc, opt/grad_norm and opt/update_ratio every this many steps (1: every step)"
     )
-    diverge_factor: float = _help("stop as diverged when the train loss exceeds this multiple of its first value")
+    diverge_factor: float = _help("diverged when the train loss stays above this multiple of its first value ...")
+    diverge_window: int = _help("... for this many consecutive updates (a spike that recovers sooner is not)")
+    untrained_margin: float = _help(
+        "outcome: trained when final held-out loss <= (1 - m) x chance loss, or acc >= chance acc + m (1 - chance acc)"
+    )
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
     fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
     study: str = _help("study name: a multirun goes to outputs/studies/<study> and re-running it resumes")
@@ -227,7 +255,7 @@ class Config:
 
 GROUPS: dict[str, dict[str, type]] = {
     "model": {"mlp": MLPConfig, "cnn": CNNConfig, "transformer": TransformerConfig},
-    "data": {"clusters": ClustersConfig, "digits": DigitsConfig, "sort": SortConfig},
+    "data": {"clusters": ClustersConfig, "digits": DigitsConfig, "sort": SortConfig, "teacher": TeacherConfig},
     "optimizer": {
         "sgd": SGDConfig,
         "momentum": MomentumConfig,
@@ -250,6 +278,7 @@ GROUPS: dict[str, dict[str, type]] = {
 
 WARMUP_SHAPES = ("linear", "constant", "exponential", "none", "flat")
 ACTIVATIONS = ("relu", "gelu", "tanh")
+CUE_AFTER = ("kept", "removed", "shuffled")
 PROGRESS_MODES = ("auto", "bar", "line", "off")
 DIGITS_TOTAL = 1797  # examples in scikit-learn's bundled 8x8 digits
 
@@ -351,8 +380,22 @@ def validate(c: Config) -> None:
         f"lr={c.lr} is not allowed: the peak learning rate must be a finite number > 0; e.g. lr=1e-3",
     )
     _check(
-        c.batch_size >= 1,
-        f"batch_size={c.batch_size} is not allowed: it must be an integer >= 1; e.g. batch_size=64",
+        c.batch_size == "full" or (isinstance(c.batch_size, int) and not isinstance(c.batch_size, bool))
+        and c.batch_size >= 1,
+        f"batch_size={c.batch_size} is not allowed: it must be an integer >= 1 or full; e.g. batch_size=64",
+    )
+    _check(
+        isinstance(c.diverge_window, int) and c.diverge_window >= 1,
+        f"diverge_window={c.diverge_window} is not allowed: it must be an integer >= 1 (1: stop at the first spike)",
+    )
+    _check(
+        0.0 <= c.untrained_margin < 1.0,
+        f"untrained_margin={c.untrained_margin} is not allowed: it must be in [0, 1), e.g. 0.1",
+    )
+    _check(
+        c.lr_sharpness_multiple is None or (math.isfinite(c.lr_sharpness_multiple) and c.lr_sharpness_multiple > 0),
+        f"lr_sharpness_multiple={c.lr_sharpness_multiple} is not allowed: it must be a number > 0 (e.g. 1.5 = 1.5 x "
+        "the stability limit 2/sharpness) or null",
     )
     _check(
         c.eval_every >= 1,
@@ -378,6 +421,11 @@ def _validate_groups(c: Config) -> None:
     d = c.data
     if isinstance(m, MLPConfig):
         _check(
+            m.init_scale is None or (math.isfinite(m.init_scale) and m.init_scale > 0),
+            f"model.init_scale={m.init_scale} is not allowed: it must be a number > 0 (1 = LeCun normal), or null "
+            "for PyTorch's default init",
+        )
+        _check(
             all(isinstance(h, int) and h >= 1 for h in m.hidden_sizes),
             f"model.hidden_sizes={m.hidden_sizes} is not allowed: widths must be integers >= 1, e.g. [128,128]",
         )
@@ -386,6 +434,10 @@ def _validate_groups(c: Config) -> None:
             f"model.activation={m.activation} is not allowed: choose one of {', '.join(ACTIVATIONS)}",
         )
     sequence_data = isinstance(d, SortConfig)
+    _check(
+        not isinstance(d, TeacherConfig) or isinstance(m, MLPConfig),
+        f"model={m.name} is not allowed with data=teacher: the regression testbed trains an MLP; set model=mlp",
+    )
     _check(
         isinstance(m, TransformerConfig) == sequence_data,
         f"model={m.name} is not allowed with data={d.name}: the transformer trains on sequences (data=sort), "
@@ -422,31 +474,31 @@ def _validate_groups(c: Config) -> None:
             f"data.n_groups={d.n_groups} is not allowed with data.vocab_size={d.vocab_size}: at most one group per "
             "token",
         )
-        _check(
-            c.batch_size <= d.n_train,
-            f"batch_size={c.batch_size} is not allowed with data.n_train={d.n_train}: lower batch_size",
-        )
     if isinstance(d, ClustersConfig):
         for key in ("n_train", "n_eval", "n_features", "n_classes", "clusters_per_class"):
             value = getattr(d, key)
             _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
         _check(d.n_classes >= 2, f"data.n_classes={d.n_classes} is not allowed: it must be >= 2")
+    if isinstance(d, TeacherConfig):
+        for key in ("n_train", "n_eval", "n_features", "teacher_width", "n_groups"):
+            value = getattr(d, key)
+            _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
+        _check(d.noise_std >= 0, f"data.noise_std={d.noise_std} is not allowed: it must be >= 0")
         _check(
-            c.batch_size <= d.n_train,
-            f"batch_size={c.batch_size} is not allowed with data.n_train={d.n_train}: a batch cannot exceed "
-            "the training set; lower batch_size",
+            d.n_groups <= d.n_train,
+            f"data.n_groups={d.n_groups} is not allowed with data.n_train={d.n_train}: at most one group per example",
         )
     if isinstance(d, DigitsConfig):
         _check(
             0.0 < d.eval_fraction < 1.0,
             f"data.eval_fraction={d.eval_fraction} is not allowed: it must be in (0, 1), e.g. 0.25",
         )
-        n_train = DIGITS_TOTAL - round(DIGITS_TOTAL * d.eval_fraction)
-        _check(
-            c.batch_size <= n_train,
-            f"batch_size={c.batch_size} is not allowed with data=digits: its training split has {n_train} "
-            "examples; lower batch_size",
-        )
+    n_train = train_size(d)
+    _check(
+        resolve_batch_size(c) <= n_train,
+        f"batch_size={c.batch_size} is not allowed with data={d.name}: its training split has {n_train} examples; "
+        "lower batch_size (or batch_size=full)",
+    )
     o = c.optimizer
     for key in ("beta1", "beta2", "alpha", "momentum"):
         if hasattr(o, key):
@@ -510,6 +562,18 @@ def n_groups(data: Any) -> int:
     return int(data.n_groups)
 
 
+def train_size(data: Any) -> int:
+    """Training examples of a dataset config."""
+    if isinstance(data, DigitsConfig):
+        return DIGITS_TOTAL - round(DIGITS_TOTAL * data.eval_fraction)
+    return int(data.n_train)
+
+
+def resolve_batch_size(c: Config) -> int:
+    """Examples per batch: ``batch_size``, or the whole training set for ``batch_size=full``."""
+    return train_size(c.data) if c.batch_size == "full" else int(c.batch_size)
+
+
 def _validate_skew(c: Config) -> None:
     k = c.skew
     _check(k.steps >= 0, f"skew.steps={k.steps} is not allowed: it must be an integer >= 0")
@@ -528,10 +592,13 @@ def _validate_skew(c: Config) -> None:
     if k.name == "spurious":
         _check(
             isinstance(c.data, ClustersConfig | DigitsConfig),
-            f"skew=spurious is not allowed with data={c.data.name}: the cue is added to feature vectors; "
+            f"skew=spurious is not allowed with data={c.data.name}: the cue is a label added to feature vectors; "
             "use data=clusters or data=digits",
         )
-
+    _check(
+        k.cue_after in CUE_AFTER,
+        f"skew.cue_after={k.cue_after} is not allowed: choose one of {', '.join(CUE_AFTER)}",
+    )
 
 def second_moment_decay(optimizer: Any) -> float | None:
     """The optimizer's second-moment decay (Adam's beta2, RMSProp's alpha), or None if it has none."""

@@ -18,10 +18,9 @@ Probes (formula; metric names; cost in extra forward/backward passes per use):
   the current parameters (tensors); one forward and one backward pass per batch.
 - ``second_moment_error``: ``||v_hat - v_ref|| / ||v_ref||``, the direct test of "the adaptive optimizer needs
   time to estimate its statistics"; ``probe/v_hat_rel_error``; no pass.
-- ``top_hessian_eigenvalue``: power iteration on ``H`` or ``D^{-1/2} H D^{-1/2}``, the Rayleigh quotient of its
-  last iterate (a float: the eigenvalue largest in magnitude, which is the top one unless a negative eigenvalue
-  is larger in size); one forward and one backward pass, then ``iters`` Hessian-vector products of about two
-  backward passes each.
+- ``top_hessian_eigenvalue``: Lanczos on ``H`` or ``D^{-1/2} H D^{-1/2}``, the largest eigenvalue of its
+  tridiagonal (a float: the top, largest algebraic, eigenvalue); one forward and one backward pass, then
+  ``iters`` Hessian-vector products of about two backward passes each.
 - ``sharpness``: the same for ``H`` and, given ``D``, for ``D^{-1/2} H D^{-1/2}``, with their stability
   thresholds; ``probe/sharpness``, ``probe/sharpness_limit``, ``probe/precond_sharpness``,
   ``probe/precond_sharpness_limit``; one forward and one backward pass, then ``iters`` Hessian-vector products
@@ -333,14 +332,23 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor], device: torch.device) -> 
     return torch.stack(terms).sum()
 
 
-def _power_iteration(
+def _lanczos(
     grads: list[torch.Tensor | None],
     params: list[torch.Tensor],
     iters: int,
     generator: torch.Generator | None,
     preconditioner: Sequence[torch.Tensor] | None,
 ) -> float:
-    """Rayleigh quotient ``v^T M v`` after ``iters`` products ``M v``; ``M = P H P``, ``P = D^{-1/2}`` or ``I``."""
+    """Top eigenvalue of ``M = P H P`` (``P = D^{-1/2}`` or ``I``) after ``iters`` Lanczos steps (products ``M q``).
+
+    Lanczos with full reorthogonalisation, in float64: from a random unit ``q_1``, ``w = M q_j - alpha_j q_j -
+    beta_{j-1} q_{j-1}`` with ``alpha_j = q_j^T M q_j``, ``w`` re-orthogonalised against every earlier ``q``
+    (twice), ``beta_j = ||w||``, ``q_{j+1} = w / beta_j``; the answer is the largest eigenvalue of the
+    tridiagonal ``T_k`` (``alpha`` on the diagonal, ``beta`` beside it), which approaches ``lambda_max(M)`` from
+    below, far faster than power iteration (whose error falls like ``(lambda_2 / lambda_1)^k``), and which finds
+    the largest *algebraic* eigenvalue even when a negative one is larger in size. Stops early when the Krylov
+    space is exhausted (``beta`` ~ 0: then ``T`` holds eigenvalues of ``M`` exactly).
+    """
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     scale: list[torch.Tensor] | None = None
@@ -353,21 +361,43 @@ def _power_iteration(
         scale = [d.detach().to(p).rsqrt() for d, p in zip(preconditioner, params, strict=True)]
     gen = torch.Generator().manual_seed(0) if generator is None else generator
     device = params[0].device
-    vec = [torch.randn(p.shape, generator=gen, dtype=p.dtype, device=gen.device).to(p.device) for p in params]
-    rayleigh = torch.zeros((), dtype=torch.float64, device=device)
-    tiny = torch.finfo(torch.float64).tiny
+    sizes = [p.numel() for p in params]
+
+    def apply(q: torch.Tensor) -> torch.Tensor:  # M q on a flat float64 vector
+        vec = [part.view_as(p).to(p.dtype) for part, p in zip(torch.split(q, sizes), params, strict=True)]
+        if scale is None:
+            product = _hvp(grads, params, vec)
+        else:
+            scaled = [s * v for s, v in zip(scale, vec, strict=True)]
+            product = [s * h for s, h in zip(scale, _hvp(grads, params, scaled), strict=True)]
+        return torch.cat([h.reshape(-1).double() for h in product])
+
+    start = [torch.randn(p.shape, generator=gen, dtype=p.dtype, device=gen.device).to(device) for p in params]
+    q = torch.cat([v.reshape(-1).double() for v in start])
+    q = q / q.norm()
+    basis: list[torch.Tensor] = []
+    alphas: list[float] = []
+    betas: list[float] = []
     with torch.no_grad():
         for _ in range(iters):
-            norm = _dot(vec, vec, device).sqrt().clamp_min(tiny)
-            vec = [v / norm.to(v) for v in vec]  # a unit vector
-            if scale is None:
-                product = _hvp(grads, params, vec)
-            else:
-                scaled = [s * v for s, v in zip(scale, vec, strict=True)]
-                product = [s * h for s, h in zip(scale, _hvp(grads, params, scaled), strict=True)]
-            rayleigh = _dot(vec, product, device)
-            vec = product
-    return float(rayleigh.item())
+            basis.append(q)
+            w = apply(q)
+            alpha = float(torch.dot(q, w))
+            alphas.append(alpha)
+            stacked = torch.stack(basis)
+            for _ in range(2):  # full re-orthogonalisation (covers the three-term recurrence too)
+                w = w - stacked.T @ (stacked @ w)
+            beta = float(w.norm())
+            if beta <= 1e-10 * max(1.0, abs(alpha)) or len(basis) == iters:
+                break
+            betas.append(beta)
+            q = w / beta
+    k = len(alphas)
+    tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if k > 1:
+        off = torch.tensor(betas[: k - 1], dtype=torch.float64)
+        tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
+    return float(torch.linalg.eigvalsh(tridiagonal)[-1])
 
 
 def top_hessian_eigenvalue(
@@ -377,21 +407,21 @@ def top_hessian_eigenvalue(
     generator: torch.Generator | None = None,
     preconditioner: list[torch.Tensor] | None = None,
 ) -> float:
-    """The top Hessian eigenvalue of ``loss()`` with respect to ``params``, by power iteration.
+    """The top (largest algebraic) Hessian eigenvalue of ``loss()`` with respect to ``params``, by Lanczos.
 
-    ``v_{k+1} = M v_k / ||M v_k||`` from a random unit ``v_0 ~ N(0, I)`` drawn from ``generator`` (None: a
-    fresh CPU generator seeded 0, so the result is deterministic and the global RNG is never drawn from),
-    with ``M = H`` or, given ``preconditioner = D`` (one positive tensor shaped like each param, e.g.
+    ``iters`` Lanczos steps (``_lanczos``) from a random unit vector ``q_1 ~ N(0, I)`` drawn from ``generator``
+    (None: a fresh CPU generator seeded 0, so the result is deterministic and the global RNG is never drawn
+    from), on ``M = H`` or, given ``preconditioner = D`` (one positive tensor shaped like each param, e.g.
     ``adam_preconditioner``), ``M = D^{-1/2} H D^{-1/2}`` (same eigenvalues as ``D^{-1} H``: the
     preconditioned sharpness of adaptive methods, Cohen et al. 2022). ``H v`` is a double backward through
-    ``torch.autograd.grad(loss(), params, create_graph=True)``. Returns the Rayleigh quotient ``v^T M v`` at
-    the last iterate; power iteration finds the eigenvalue largest in magnitude, which is the top one unless
-    a negative eigenvalue is larger in size. Convergence is geometric in ``|lambda_2 / lambda_1|``.
+    ``torch.autograd.grad(loss(), params, create_graph=True)``. The estimate approaches the top eigenvalue
+    from below; 20 steps give it to about 1e-4 relative on the built-in models at init
+    (``tests/test_probes.py`` checks it against an exact eigen-decomposition).
     Cost: one forward and one backward pass, then ``iters`` Hessian-vector products of about two backward
     passes each; ``p.grad`` is not touched.
     """
     params = list(params)
-    return _power_iteration(_gradient_graph(loss, params), params, iters, generator, preconditioner)
+    return _lanczos(_gradient_graph(loss, params), params, iters, generator, preconditioner)
 
 
 def sharpness(
@@ -416,16 +446,16 @@ def sharpness(
       ``beta1 = 0.9``. For torch's RMSprop with heavy-ball momentum ``mu`` the threshold is ``(2 + 2 mu) /
       lr``: pass ``beta1 = mu`` and ``lr / (1 - mu)``. For rectified RAdam pass ``lr * r_t``.
 
-    Both power iterations share one gradient graph and draw their start vectors in turn from ``generator``.
+    Both Lanczos runs share one gradient graph and draw their start vectors in turn from ``generator``.
     Cost: one forward and one backward pass, then ``iters`` Hessian-vector products (``2 * iters`` with a
     preconditioner) of about two backward passes each; ``p.grad`` is not touched.
     """
     params = list(params)
     gen = torch.Generator().manual_seed(0) if generator is None else generator
     grads = _gradient_graph(loss, params)
-    out = {SHARPNESS: _power_iteration(grads, params, iters, gen, None), SHARPNESS_LIMIT: 2.0 / lr}
+    out = {SHARPNESS: _lanczos(grads, params, iters, gen, None), SHARPNESS_LIMIT: 2.0 / lr}
     if preconditioner is not None:
-        out[PRECOND_SHARPNESS] = _power_iteration(grads, params, iters, gen, preconditioner)
+        out[PRECOND_SHARPNESS] = _lanczos(grads, params, iters, gen, preconditioner)
         out[PRECOND_SHARPNESS_LIMIT] = (2.0 + 2.0 * beta1) / ((1.0 - beta1) * lr)
     return out
 

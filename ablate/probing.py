@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ablate import probes
-from ablate.config import AdamConfig, Config, RMSpropConfig
+from ablate.config import AdamConfig, Config, RMSpropConfig, resolve_batch_size
 from ablate.data.dataset import Dataset
 from ablate.data.samplers import IIDBatchSampler
 from ablate.runtime import derive_seed
@@ -29,7 +29,8 @@ class Prober:
         self.eval_x = eval_x
         device = data.train_x.device
         # fresh batches of the training batch size: Adam's v estimates E[g_B^2] for that batch size B
-        self.fresh = IIDBatchSampler(data.n_train, config.batch_size, derive_seed(config.seed, "probe/fresh"), device)
+        batch_size = resolve_batch_size(config)
+        self.fresh = IIDBatchSampler(data.n_train, batch_size, derive_seed(config.seed, "probe/fresh"), device)
         self.fresh_step = 0
         generator = torch.Generator().manual_seed(derive_seed(config.seed, "probe/sharpness"))
         n = min(self.cfg.sharpness_examples, data.n_train)

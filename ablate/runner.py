@@ -78,6 +78,7 @@ def _train_and_close(
         outcome = train(config, device, trackers.log)
         result.update(
             status=outcome.status,
+            outcome=outcome.outcome,
             summary={
                 **outcome.summary,
                 "steps_completed": outcome.steps_completed,

@@ -40,6 +40,8 @@ def last_step(run_dir: Path) -> int | None:
 
 def cell_text(record: Record | None) -> str:
     text = state(record)
+    if record is not None and text == "done" and (record.result.get("summary") or {}).get("outcome") == "untrained":
+        text = "done, untrained"  # finished, but no better than chance (ablate.outcome)
     if record is not None and text == "running":
         step = last_step(record.run_dir)
         steps = (record.result.get("summary") or {}).get("steps") or _steps(record.run_dir)

@@ -28,6 +28,7 @@ from ablate.tracking import RESULT_FILE
 STUDY_FILE = "study.json"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_METRICS = (
+    "outcome",
     "final_eval_loss",
     "final_eval_acc",
     "best_eval_loss",
@@ -40,6 +41,10 @@ SUMMARY_METRICS = (
     "rest_recovery_step",
     "early_train_eval_gap",
     "cue_reliance_end",
+    "cue_reliance_final",
+    "chance_loss",
+    "peak_loss_ratio",
+    "peak_lr",
 )
 
 

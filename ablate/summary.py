@@ -11,7 +11,12 @@ than on the rest. Measures (``None`` when a run ended before they exist):
   every eval step ``s' >= s`` (completed runs only; against the run's own final value, not a paired run);
 * ``early_train_eval_gap``: mean over eval steps ``0 < t <= t_end`` of ``eval/loss(t)`` minus the mean
   ``train/loss`` of the ``e`` updates before ``t`` -- the train/held-out gap of the early phase;
-* ``cue_reliance_end`` (``skew=spurious``): ``eval/early/acc(t_end) - eval/cue_flipped/acc(t_end)``.
+* ``cue_reliance_end`` (``skew=spurious``): ``eval/early/acc(t_end) - eval/cue_flipped/acc(t_end)``, and
+  ``cue_reliance_final``, the same at the last evaluation (has the reliance been unlearned?).
+
+And what the outcome rules need (``ablate.outcome``): ``chance_loss``/``chance_acc`` (``ablate.objective``),
+``peak_train_loss`` (the largest finite batch loss) and its step, ``peak_loss_ratio = peak_train_loss /
+first_train_loss``; ``peak_lr`` (the schedule's peak rate) and ``sharpness_at_init`` (``lr_sharpness_multiple``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import deque
 from typing import Any
 
 from ablate import metrics as M
+from ablate.objective import Chance
 from ablate.runtime import finite_or_none
 
 
@@ -33,11 +39,21 @@ class Summary:
         self.train_losses: deque[float] = deque(maxlen=window_steps)
         self.first_train_loss = math.nan
         self.evals: list[tuple[int, dict[str, float], float | None]] = []  # step, metrics, mean train loss
+        self.peak_train_loss = -math.inf
+        self.peak_train_loss_step: int | None = None
+        self.chance = Chance(math.nan, None)
+        self.peak_lr: float | None = None
+        self.sharpness_at_init: float | None = None
 
-    def add_train(self, loss: float) -> None:
+    def set_run_facts(self, chance: Chance, peak_lr: float, sharpness_at_init: float | None) -> None:
+        self.chance, self.peak_lr, self.sharpness_at_init = chance, peak_lr, sharpness_at_init
+
+    def add_train(self, step: int, loss: float) -> None:
         if not self.train_losses and math.isnan(self.first_train_loss):
             self.first_train_loss = loss
         self.train_losses.append(loss)
+        if math.isfinite(loss) and loss > self.peak_train_loss:
+            self.peak_train_loss, self.peak_train_loss_step = loss, step
 
     def window_mean(self) -> float | None:
         """Mean of the finite train losses of the last ``window_steps`` updates."""
@@ -50,18 +66,26 @@ class Summary:
     def result(self, final: dict[str, float] | None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "final_eval_loss": final[M.EVAL_LOSS] if final else None,
-            "final_eval_acc": final[M.EVAL_ACC] if final else None,
+            "final_eval_acc": final.get(M.EVAL_ACC) if final else None,
             "best_eval_loss": None,
             "best_eval_loss_step": None,
             "best_eval_acc": None,
             "best_eval_acc_step": None,
         }
         for key, name, sign in ((M.EVAL_LOSS, "eval_loss", 1.0), (M.EVAL_ACC, "eval_acc", -1.0)):
-            finite = [(sign * m[key], step, m[key]) for step, m, _ in self.evals if math.isfinite(m[key])]
+            finite = [(sign * m[key], step, m[key]) for step, m, _ in self.evals if math.isfinite(m.get(key, math.nan))]
             if finite:
                 _, out[f"best_{name}_step"], out[f"best_{name}"] = min(finite)
         out["first_train_loss"] = finite_or_none(self.first_train_loss)
         out["final_train_loss"] = self.window_mean() if final else None
+        peak = self.peak_train_loss if self.peak_train_loss_step is not None else math.nan
+        out["peak_train_loss"] = finite_or_none(peak)
+        out["peak_train_loss_step"] = self.peak_train_loss_step
+        out["peak_loss_ratio"] = finite_or_none(peak / self.first_train_loss) if self.first_train_loss else None
+        out["chance_loss"] = finite_or_none(self.chance.loss)
+        out["chance_acc"] = self.chance.acc
+        out["peak_lr"] = self.peak_lr
+        out["sharpness_at_init"] = self.sharpness_at_init
         out.update(self.early_overfitting(completed=final is not None))
         return out
 
@@ -75,6 +99,7 @@ class Summary:
                 "rest_recovery_step",
                 "early_train_eval_gap",
                 "cue_reliance_end",
+                "cue_reliance_final",
             )
         )
         ends = [i for i, (step, _, _) in enumerate(self.evals) if step >= self.skew_steps]
@@ -96,6 +121,9 @@ class Summary:
             out["early_train_eval_gap"] = finite_or_none(sum(early_gaps) / len(early_gaps))
         if M.EVAL_CUE_FLIPPED_ACC in end_metrics:
             out["cue_reliance_end"] = end_metrics[M.EVAL_EARLY_ACC] - end_metrics[M.EVAL_CUE_FLIPPED_ACC]
+            if completed:
+                last = self.evals[-1][1]
+                out["cue_reliance_final"] = last[M.EVAL_EARLY_ACC] - last[M.EVAL_CUE_FLIPPED_ACC]
         if completed:
             final_rest = self.evals[-1][1][M.EVAL_REST_LOSS]
             tolerance = self.recovery_tolerance * abs(final_rest)

@@ -110,7 +110,9 @@ def summary_line(result: dict[str, Any]) -> str:
     if result["status"] == "failed":
         parts.append(f": {result.get('error', '')}")
     elif s.get("final_eval_loss") is not None:
-        parts.append(f": eval/loss {s['final_eval_loss']:.4f} eval/acc {s['final_eval_acc']:.4f}")
+        parts.append(f", {s.get('outcome')}: eval/loss {s['final_eval_loss']:.4f}")
+        if s.get("final_eval_acc") is not None:
+            parts.append(f" eval/acc {s['final_eval_acc']:.4f}")
     if result["status"] == "diverged":
         parts.append(f" at step {s.get('diverged_step')}: {s.get('divergence_reason')}")
     parts.append(f" ({s.get('steps_completed', 0)} steps, {result.get('wall_time_s', 0):.1f} s)")

@@ -78,6 +78,7 @@ STANDARD_FACTORS = (
 )
 
 SUMMARY_METRICS = (
+    "outcome",
     "final_eval_loss",
     "final_eval_acc",
     "best_eval_loss",
@@ -93,6 +94,14 @@ SUMMARY_METRICS = (
     "rest_recovery_step",
     "early_train_eval_gap",
     "cue_reliance_end",
+    "cue_reliance_final",
+    "chance_loss",
+    "chance_acc",
+    "peak_train_loss",
+    "peak_train_loss_step",
+    "peak_loss_ratio",
+    "peak_lr",
+    "sharpness_at_init",
     "steps_completed",
     "diverged_step",
     "divergence_reason",
@@ -407,8 +416,22 @@ def history_frame(run_dirs: list[Path]) -> tuple[pd.DataFrame, np.ndarray]:
     return history, np.array(lengths, dtype=np.int64)
 
 
-NUMBER_COLUMNS = tuple(key for key in SUMMARY_METRICS if key != "divergence_reason") + ("warmup_steps", "wall_time_s")
-TEXT_COLUMNS = ("study", "run", "run_id", "status", "error", "divergence_reason", "multirun_id", "label", "run_dir")
+NUMBER_COLUMNS = tuple(key for key in SUMMARY_METRICS if key not in ("divergence_reason", "outcome")) + (
+    "warmup_steps",
+    "wall_time_s",
+)
+TEXT_COLUMNS = (
+    "study",
+    "run",
+    "run_id",
+    "status",
+    "outcome",
+    "error",
+    "divergence_reason",
+    "multirun_id",
+    "label",
+    "run_dir",
+)
 
 
 def repeat_as_categorical(labels: pd.Series, repeats: np.ndarray) -> pd.Categorical:

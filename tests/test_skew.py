@@ -116,7 +116,7 @@ def test_early_overfitting_measures_against_hand_computed_values() -> None:
             row[M.EVAL_CUE_FLIPPED_ACC] = 0.6
             s.add_eval(step, row)
         if step in train:
-            s.add_train(train[step])
+            s.add_train(step, train[step])
     out = s.result(final={M.EVAL_LOSS: 0.8, M.EVAL_ACC: 0.5})
     assert out["skew_end_step"] == 4  # first eval step >= skew.steps = 3
     assert out["skew_gap_end"] == pytest.approx(1.5)

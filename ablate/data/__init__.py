@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ablate.config import ClustersConfig, DigitsConfig, SortConfig
+from ablate.config import ClustersConfig, DigitsConfig, SortConfig, TeacherConfig
 from ablate.data.clusters import make_clusters
 from ablate.data.dataset import Dataset
 from ablate.data.digits import load_digits_split
 from ablate.data.samplers import IIDBatchSampler
 from ablate.data.sequence import make_sort_task
+from ablate.data.teacher import make_teacher
 
 __all__ = ["Dataset", "IIDBatchSampler", "build_dataset"]
 
@@ -22,6 +23,8 @@ def build_dataset(cfg: object, device: torch.device) -> Dataset:
         dataset = load_digits_split(cfg)
     elif isinstance(cfg, SortConfig):
         dataset = make_sort_task(cfg.seed, cfg.n_train, cfg.n_eval, cfg.seq_len, cfg.vocab_size, cfg.n_groups)
+    elif isinstance(cfg, TeacherConfig):
+        dataset = make_teacher(cfg)
     else:
         raise TypeError(f"unknown data config {cfg!r}")
     return dataset.to(device)

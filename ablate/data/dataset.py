@@ -9,8 +9,12 @@ import torch
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features ``x`` (float32, ``[n, n_features]``), labels ``y`` (int64, ``[n]``) and each example's group.
+    """Features ``x`` (float32, ``[n, n_features]``; int64 tokens ``[n, L]`` for sequences), targets ``y`` and each
+    example's group.
 
+    ``task`` (``ablate.objective``) says what ``y`` is: class indices (int64 ``[n]`` or ``[n, L]``) for
+    ``classification``, real numbers (float32 ``[n]``) for ``regression``. ``n_classes`` is the model's output
+    width: the number of classes (the vocabulary for sequences), 1 for regression.
     ``*_group`` is the related-examples cluster an example belongs to (a Gaussian cluster, a digit class);
     data skew and group-wise evaluation use it.
     """
@@ -23,6 +27,7 @@ class Dataset:
     eval_y: torch.Tensor
     eval_group: torch.Tensor
     n_classes: int
+    task: str = "classification"
 
     @property
     def n_features(self) -> int:
@@ -34,4 +39,4 @@ class Dataset:
 
     def to(self, device: torch.device) -> Dataset:
         moved = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)}
-        return Dataset(name=self.name, n_classes=self.n_classes, **moved)
+        return Dataset(name=self.name, n_classes=self.n_classes, task=self.task, **moved)

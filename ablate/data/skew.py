@@ -19,7 +19,7 @@ run and its ``skew=none`` twin of the same seed see identical batches after the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -122,23 +122,55 @@ def add_cue(x: torch.Tensor, labels: torch.Tensor, n_classes: int, strength: flo
     return cued
 
 
-def apply_skew(data: Dataset, mode: str, group: int, cue_strength: float) -> tuple[Dataset, HeldOut]:
-    """The dataset as trained on (with the cue for ``spurious``) and its group-wise held-out split."""
+@dataclass(frozen=True)
+class SkewedData:
+    """What a run trains and evaluates on under its skew: ``data`` after the skew phase, ``skew_train_x`` (the
+    training inputs during the skew phase when they differ, else None) and the group-wise held-out split."""
+
+    data: Dataset
+    skew_train_x: torch.Tensor | None
+    held_out: HeldOut
+
+
+def apply_skew(data: Dataset, mode: str, group: int, cue_strength: float, cue_after: str = "kept", seed: int = 0) -> SkewedData:
+    """The dataset as trained on (with the cue for ``spurious``) and its group-wise held-out split.
+
+    ``skew=spurious`` puts the cue ``cue_strength * onehot(label)`` on every training example of the favoured group
+    during the skew phase. After it (``cue_after``):
+
+    * ``kept``: the cue stays on those training examples for the whole run, and on the favoured group's held-out
+      examples (``eval/early/*`` is measured with the cue);
+    * ``removed``: the training examples lose the cue; the held-out examples never carry it, so ``eval/early/*``
+      asks whether the model can do without it;
+    * ``shuffled``: the training examples carry the cue on a random label, drawn uniformly from the classes
+      independently of the true one (seeded by the run seed), so relying on it now costs loss; held-out as for
+      ``removed``.
+
+    ``eval/cue_flipped/*`` is always the favoured group's held-out examples with the cue on a wrong label
+    ``(y + 1) mod C``: reliance on the cue shows as ``eval/early/acc - eval/cue_flipped/acc``.
+    """
     early = data.eval_group == group
-    flipped_x = flipped_y = None
-    if mode == "spurious":
-        favoured = data.train_group == group
-        train_x = data.train_x.clone()
-        train_x[favoured] = add_cue(train_x[favoured], data.train_y[favoured], data.n_classes, cue_strength)
+    if mode != "spurious":
+        return SkewedData(data, None, HeldOut(data.eval_x, data.eval_y, early, None, None))
+    favoured = data.train_group == group
+    cued_train = data.train_x.clone()
+    cued_train[favoured] = add_cue(cued_train[favoured], data.train_y[favoured], data.n_classes, cue_strength)
+    wrong = (data.eval_y[early] + 1) % data.n_classes
+    flipped_x = add_cue(data.eval_x[early], wrong, data.n_classes, cue_strength)
+    flipped_y = data.eval_y[early]
+    if cue_after == "kept":
         eval_x = data.eval_x.clone()
         eval_x[early] = add_cue(eval_x[early], data.eval_y[early], data.n_classes, cue_strength)
-        wrong = (data.eval_y[early] + 1) % data.n_classes
-        flipped_x = add_cue(data.eval_x[early], wrong, data.n_classes, cue_strength)
-        flipped_y = data.eval_y[early]
-        data = Dataset(
-            data.name, train_x, data.train_y, data.train_group, eval_x, data.eval_y, data.eval_group, data.n_classes
-        )
-    return data, HeldOut(data.eval_x, data.eval_y, early, flipped_x, flipped_y)
+        kept = replace(data, train_x=cued_train, eval_x=eval_x)
+        return SkewedData(kept, None, HeldOut(eval_x, data.eval_y, early, flipped_x, flipped_y))
+    after = data
+    if cue_after == "shuffled":
+        generator = torch.Generator().manual_seed(derive_seed(seed, "skew/cue_shuffled"))
+        labels = torch.randint(0, data.n_classes, (int(favoured.sum()),), generator=generator).to(data.train_y.device)
+        shuffled = data.train_x.clone()
+        shuffled[favoured] = add_cue(shuffled[favoured], labels, data.n_classes, cue_strength)
+        after = replace(data, train_x=shuffled)
+    return SkewedData(after, cued_train, HeldOut(data.eval_x, data.eval_y, early, flipped_x, flipped_y))
 
 
 def build_sampler(

@@ -1,0 +1,84 @@
+"""What a run minimises and how well chance does: the loss, accuracy and chance level of each task kind.
+
+Two task kinds, named by the dataset (``Dataset.task``):
+
+* ``classification``: targets are class indices, one per example ``[n]`` or one per token ``[n, L]``; the model
+  outputs logits ``[n, C]`` or ``[n, L, C]``. Loss: mean cross-entropy in nats over every prediction; accuracy:
+  share of predictions whose largest logit is the target.
+* ``regression``: targets are real numbers ``[n]``; the model outputs ``[n, 1]``. Loss: mean squared error
+  ``mean_i (f(x_i) - y_i)^2`` (no factor 1/2; the sharpness probe and ``lr_sharpness_multiple`` use this same
+  loss, so ``2 / sharpness`` is the stability limit of gradient descent on it). No accuracy.
+
+Chance level (``chance_level``): the held-out loss of the best predictor that ignores the input, fitted on the
+training targets.
+
+* classification: predict the training class frequencies, Laplace-smoothed so a class never seen in training
+  costs a finite loss: ``p_k = (n_k + 1) / (N + C)`` over all ``N`` training targets (tokens included);
+  ``chance_loss = -mean_j log p_{y_j}`` over the held-out targets ``y_j``; ``chance_acc`` = share of held-out
+  targets equal to the most frequent training class. Balanced classes give ``chance_loss ~ ln C``.
+* regression: predict the training mean ``m``; ``chance_loss = mean_j (y_j - m)^2`` (about 1 for standardised
+  targets); no ``chance_acc``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
+
+
+def loss(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss of a batch: mean cross-entropy (nats) or mean squared error."""
+    if task == REGRESSION:
+        return (output.squeeze(-1) - y).square().mean()
+    return F.cross_entropy(output.flatten(0, -2), y.flatten())
+
+
+def per_example_loss(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Loss of each example ``[n]`` (a sequence's loss is the mean over its tokens)."""
+    n = len(y)
+    if task == REGRESSION:
+        return (output.squeeze(-1) - y).square()
+    return F.cross_entropy(output.flatten(0, -2), y.flatten(), reduction="none").view(n, -1).mean(dim=1)
+
+
+def per_example_correct(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """Share of each example's predictions that are right ``[n]``; None for regression."""
+    if task == REGRESSION:
+        return None
+    return (output.argmax(dim=-1) == y).float().view(len(y), -1).mean(dim=1)
+
+
+def accuracy(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """Share of predictions (examples, or tokens) whose largest logit is the target; None for regression."""
+    if task == REGRESSION:
+        return None
+    return (output.argmax(dim=-1) == y).sum() / y.numel()
+
+
+@dataclass(frozen=True)
+class Chance:
+    """The held-out loss (and accuracy) of the best input-blind predictor (module docstring)."""
+
+    loss: float
+    acc: float | None
+
+
+def chance_level(task: str, train_y: torch.Tensor, eval_y: torch.Tensor, n_classes: int) -> Chance:
+    """Chance loss and accuracy of a task, from its training and held-out targets (formulas above)."""
+    if task == REGRESSION:
+        mean = train_y.double().mean()
+        return Chance(float((eval_y.double() - mean).square().mean()), None)
+    counts = torch.bincount(train_y.flatten().cpu(), minlength=n_classes).double()
+    p = (counts + 1.0) / (counts.sum() + n_classes)
+    held_out = eval_y.flatten().cpu()
+    chance_loss = float(-torch.log(p[held_out]).mean())
+    chance_acc = float((held_out == int(torch.argmax(counts))).double().mean())
+    assert math.isfinite(chance_loss)
+    return Chance(chance_loss, chance_acc)
