@@ -49,6 +49,8 @@ class TransformerConfig:
     n_heads: int = _help("attention heads (must divide d_model)")
     n_layers: int = _help("residual blocks")
     norm_position: str = _help("pre (x + f(LN(x))) or post (LN(x + f(x)), the original) layer norm")
+    ffn_width: int = _help("hidden units of each block's feed-forward layer (the original Transformer: 4 x d_model)")
+    causal: bool = _help("causal self-attention (a decoder: position i sees positions <= i); needs data.format=lm")
     dropout: float = _help("dropout probability in attention and MLP")
 
 
@@ -88,6 +90,7 @@ class SortConfig:
     seq_len: int = _help("tokens per sequence")
     vocab_size: int = _help("distinct tokens (chance token accuracy is about 1/vocab_size)")
     n_groups: int = _help("groups: each draws its tokens from its own band of the vocabulary")
+    format: str = _help("aligned (target i = output token i, for bidirectional attention) or lm (x SEP y, left to right)")
 
 
 @dataclass
@@ -255,7 +258,7 @@ class Config:
 
 GROUPS: dict[str, dict[str, type]] = {
     "model": {"mlp": MLPConfig, "cnn": CNNConfig, "transformer": TransformerConfig},
-    "data": {"clusters": ClustersConfig, "digits": DigitsConfig, "sort": SortConfig, "teacher": TeacherConfig},
+    "data": {"clusters": ClustersConfig, "digits": DigitsConfig, "sort": SortConfig, "reverse": SortConfig, "teacher": TeacherConfig},
     "optimizer": {
         "sgd": SGDConfig,
         "momentum": MomentumConfig,
@@ -441,7 +444,7 @@ def _validate_groups(c: Config) -> None:
     _check(
         isinstance(m, TransformerConfig) == sequence_data,
         f"model={m.name} is not allowed with data={d.name}: the transformer trains on sequences (data=sort), "
-        "mlp and cnn on feature vectors (data=clusters or digits); set "
+        "mlp and cnn on feature vectors (data=clusters, digits or teacher); set "
         + ("data=sort" if isinstance(m, TransformerConfig) else "model=transformer" if sequence_data else "data"),
     )
     if isinstance(m, CNNConfig):
@@ -463,12 +466,21 @@ def _validate_groups(c: Config) -> None:
             f"model.n_heads={m.n_heads} is not allowed with model.d_model={m.d_model}: heads must divide d_model",
         )
         _check(m.n_layers >= 1, f"model.n_layers={m.n_layers} is not allowed: it must be >= 1")
+        _check(m.ffn_width >= 1, f"model.ffn_width={m.ffn_width} is not allowed: it must be >= 1, e.g. 4 x d_model")
+        _check(
+            not m.causal or not isinstance(d, SortConfig) or d.format == "lm",
+            f"model.causal=true is not allowed with data.format={getattr(d, 'format', '')}: with a causal mask "
+            "position i cannot see the later input tokens its target depends on; set data.format=lm",
+        )
         _check(0 <= m.dropout < 1, f"model.dropout={m.dropout} is not allowed: it must be in [0, 1)")
     if isinstance(d, SortConfig):
         for key in ("n_train", "n_eval", "seq_len", "n_groups"):
             value = getattr(d, key)
             _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
         _check(d.vocab_size >= 2, f"data.vocab_size={d.vocab_size} is not allowed: it must be >= 2")
+        _check(
+            d.format in ("aligned", "lm"), f"data.format={d.format} is not allowed: choose aligned or lm"
+        )
         _check(
             d.n_groups <= d.vocab_size,
             f"data.n_groups={d.n_groups} is not allowed with data.vocab_size={d.vocab_size}: at most one group per "

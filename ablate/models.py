@@ -42,6 +42,14 @@ def build_model(cfg: object, in_features: int, n_classes: int) -> nn.Module:
         return CNN(in_features, n_classes, list(cfg.channels))
     if isinstance(cfg, TransformerConfig):  # in_features is the sequence length, n_classes the vocabulary
         return Transformer(
-            n_classes, in_features, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.norm_position, cfg.dropout
+            n_classes,
+            in_features,
+            cfg.d_model,
+            cfg.n_heads,
+            cfg.n_layers,
+            cfg.norm_position,
+            cfg.dropout,
+            cfg.ffn_width,
+            cfg.causal,
         )
     raise TypeError(f"unknown model config {cfg!r}")

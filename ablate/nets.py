@@ -9,28 +9,42 @@ NORM_POSITIONS = ("pre", "post")
 
 
 class Block(nn.Module):
-    """One residual block: bidirectional multi-head self-attention, then an MLP ``d -> 4d -> d`` (GELU).
+    """One residual block: multi-head self-attention (bidirectional, or causal: position ``i`` attends to
+    positions ``<= i``), then an MLP ``d -> ffn_width -> d`` (GELU; the original Transformer's ``4d`` by default).
 
     ``pre``:  ``x = x + attn(LN(x)); x = x + mlp(LN(x))`` (the residual stream is never normalised).
     ``post``: ``x = LN(x + attn(x)); x = LN(x + mlp(x))`` (every block's output is normalised per token).
     ``attn`` and ``mlp`` end in dropout on their output.
     """
 
-    def __init__(self, d_model: int, n_heads: int, norm_position: str, dropout: float) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        norm_position: str,
+        dropout: float,
+        ffn_width: int | None = None,
+        causal: bool = False,
+    ) -> None:
         super().__init__()
         if norm_position not in NORM_POSITIONS:
             raise ValueError(f"norm_position must be one of {', '.join(NORM_POSITIONS)}, got {norm_position!r}")
         self.norm_position = norm_position
+        self.causal = causal
+        width = 4 * d_model if ffn_width is None else ffn_width
         self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model), nn.Dropout(dropout)
-        )
+        self.mlp = nn.Sequential(nn.Linear(d_model, width), nn.GELU(), nn.Linear(width, d_model), nn.Dropout(dropout))
         self.attn_dropout = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.attn(x, x, x, need_weights=False)
+        if self.causal:
+            length = x.shape[-2]
+            mask = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)  # True: may not attend
+            out, _ = self.attn(x, x, x, need_weights=False, attn_mask=mask, is_causal=True)
+        else:
+            out, _ = self.attn(x, x, x, need_weights=False)
         return self.attn_dropout(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +59,7 @@ class Transformer(nn.Module):
     """Per-position token classifier: ``h_0 = E[x] + P``, ``n_layers`` :class:`Block` s, a linear head.
 
     ``E`` is a token embedding ``vocab_size -> d_model``, ``P`` a learned positional embedding of ``seq_len``
-    positions (both ``N(0, 1)`` at init, PyTorch's embedding default); attention is bidirectional (no mask).
+    positions (both ``N(0, 1)`` at init, PyTorch's embedding default); attention is bidirectional, or causal.
     Pre-LN: ``logits = W LN(h_L) + b`` (a final LayerNorm); post-LN: ``logits = W h_L + b`` (``h_L`` is already
     normalised). Input int64 ``[batch, seq_len]``, output logits ``[batch, seq_len, vocab_size]``.
 
@@ -63,6 +77,8 @@ class Transformer(nn.Module):
         n_layers: int,
         norm_position: str,
         dropout: float = 0.0,
+        ffn_width: int | None = None,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if d_model % n_heads != 0:
@@ -72,7 +88,9 @@ class Transformer(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position_embedding = nn.Embedding(seq_len, d_model)
         self.embedding_dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, norm_position, dropout) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_heads, norm_position, dropout, ffn_width, causal) for _ in range(n_layers)
+        )
         self.final_norm: nn.Module = nn.LayerNorm(d_model) if norm_position == "pre" else nn.Identity()
         self.head = nn.Linear(d_model, vocab_size)
 

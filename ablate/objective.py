@@ -3,8 +3,9 @@
 Two task kinds, named by the dataset (``Dataset.task``):
 
 * ``classification``: targets are class indices, one per example ``[n]`` or one per token ``[n, L]``; the model
-  outputs logits ``[n, C]`` or ``[n, L, C]``. Loss: mean cross-entropy in nats over every prediction; accuracy:
-  share of predictions whose largest logit is the target.
+  outputs logits ``[n, C]`` or ``[n, L, C]``. Loss: mean cross-entropy in nats over every scored prediction;
+  accuracy: share of scored predictions whose largest logit is the target. A target ``IGNORE = -100`` is not
+  scored (the prompt part of a sequence in ``data.format=lm``).
 * ``regression``: targets are real numbers ``[n]``; the model outputs ``[n, 1]``. Loss: mean squared error
   ``mean_i (f(x_i) - y_i)^2`` (no factor 1/2; the sharpness probe and ``lr_sharpness_multiple`` use this same
   loss, so ``2 / sharpness`` is the stability limit of gradient descent on it). No accuracy.
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+IGNORE = -100  # a target that is not scored (F.cross_entropy's default ignore_index)
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -45,21 +47,27 @@ def per_example_loss(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.
     n = len(y)
     if task == REGRESSION:
         return (output.squeeze(-1) - y).square()
-    return F.cross_entropy(output.flatten(0, -2), y.flatten(), reduction="none").view(n, -1).mean(dim=1)
+    per_target = F.cross_entropy(output.flatten(0, -2), y.flatten(), reduction="none").view(n, -1)
+    scored = (y != IGNORE).view(n, -1)
+    return (per_target * scored).sum(dim=1) / scored.sum(dim=1).clamp_min(1)
 
 
 def per_example_correct(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
     """Share of each example's predictions that are right ``[n]``; None for regression."""
     if task == REGRESSION:
         return None
-    return (output.argmax(dim=-1) == y).float().view(len(y), -1).mean(dim=1)
+    n = len(y)
+    scored = (y != IGNORE).view(n, -1)
+    hits = ((output.argmax(dim=-1) == y).view(n, -1) & scored).float()
+    return hits.sum(dim=1) / scored.sum(dim=1).clamp_min(1)
 
 
 def accuracy(task: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
     """Share of predictions (examples, or tokens) whose largest logit is the target; None for regression."""
     if task == REGRESSION:
         return None
-    return (output.argmax(dim=-1) == y).sum() / y.numel()
+    scored = y != IGNORE
+    return ((output.argmax(dim=-1) == y) & scored).sum() / scored.sum().clamp_min(1)
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,11 @@ def chance_level(task: str, train_y: torch.Tensor, eval_y: torch.Tensor, n_class
     if task == REGRESSION:
         mean = train_y.double().mean()
         return Chance(float((eval_y.double() - mean).square().mean()), None)
-    counts = torch.bincount(train_y.flatten().cpu(), minlength=n_classes).double()
+    train = train_y.flatten().cpu()
+    counts = torch.bincount(train[train != IGNORE], minlength=n_classes).double()
     p = (counts + 1.0) / (counts.sum() + n_classes)
     held_out = eval_y.flatten().cpu()
+    held_out = held_out[held_out != IGNORE]
     chance_loss = float(-torch.log(p[held_out]).mean())
     chance_acc = float((held_out == int(torch.argmax(counts))).double().mean())
     assert math.isfinite(chance_loss)

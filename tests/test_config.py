@@ -14,7 +14,12 @@ from tests.conftest import make_config, run_ablate
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_every_yaml_option_has_a_schema_and_composes(group: str) -> None:
     assert group_options(group) == sorted(GROUPS[group]), f"conf/{group}/ and config.GROUPS disagree"
-    partner = {"model=transformer": "data=sort", "model=cnn": "data=digits", "data=sort": "model=transformer"}
+    partner = {
+        "model=transformer": "data=sort",
+        "model=cnn": "data=digits",
+        "data=sort": "model=transformer",
+        "data=reverse": "model=transformer",
+    }
     for option in group_options(group):
         chosen = f"{group}={option}"
         config = make_config(chosen, *([partner[chosen]] if chosen in partner else []))

@@ -22,7 +22,9 @@ def build_dataset(cfg: object, device: torch.device) -> Dataset:
     elif isinstance(cfg, DigitsConfig):
         dataset = load_digits_split(cfg)
     elif isinstance(cfg, SortConfig):
-        dataset = make_sort_task(cfg.seed, cfg.n_train, cfg.n_eval, cfg.seq_len, cfg.vocab_size, cfg.n_groups)
+        dataset = make_sort_task(
+            cfg.seed, cfg.n_train, cfg.n_eval, cfg.seq_len, cfg.vocab_size, cfg.n_groups, cfg.name, cfg.format
+        )
     elif isinstance(cfg, TeacherConfig):
         dataset = make_teacher(cfg)
     else:

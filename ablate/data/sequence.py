@@ -1,4 +1,15 @@
-"""Synthetic sequence-to-sequence task: sort a sequence of tokens, generated from a seed."""
+"""Synthetic sequence-to-sequence tasks: sort or reverse a sequence of tokens, generated from a seed.
+
+Two formats (``data.format``):
+
+* ``aligned``: the input is the ``L`` tokens ``x``, the target at position ``i`` is ``y_i`` (``y = sort(x)`` or
+  ``reverse(x)``); for an encoder with bidirectional attention.
+* ``lm``: one sequence ``x_0 .. x_{L-1} SEP y_0 .. y_{L-1}`` (``SEP = vocab_size``, so the model's vocabulary is
+  ``vocab_size + 1``), read left to right as a language model does: the input is all but its last token
+  (``2L`` positions), the target at position ``i`` is token ``i + 1``. Only the answer is scored: the first
+  ``L`` targets (the rest of ``x`` and ``SEP``) are ``IGNORE`` (-100, the value ``F.cross_entropy`` skips),
+  the last ``L`` are ``y``. This is the format a causal (decoder-only) Transformer can solve.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +38,23 @@ def group_bands(vocab_size: int, n_groups: int) -> list[tuple[int, int]]:
     return bands
 
 
-def make_sort_task(seed: int, n_train: int, n_eval: int, seq_len: int, vocab_size: int, n_groups: int) -> Dataset:
-    """Learn to sort: ``x`` is ``seq_len`` tokens in ``[0, vocab_size)``, ``y = sort(x)`` ascending, per position.
+IGNORE = -100  # a target that is not scored (F.cross_entropy's default ignore_index)
+TASKS = ("sort", "reverse")
+FORMATS = ("aligned", "lm")
+
+
+def make_sort_task(
+    seed: int,
+    n_train: int,
+    n_eval: int,
+    seq_len: int,
+    vocab_size: int,
+    n_groups: int,
+    task: str = "sort",
+    fmt: str = "aligned",
+) -> Dataset:
+    """Learn to sort: ``x`` is ``seq_len`` tokens in ``[0, vocab_size)``, ``y = sort(x)`` ascending, per position
+    (``task="reverse"``: ``y = x`` reversed); in format ``fmt`` (module docstring).
 
     ``x`` and ``y`` are int64 ``[n, seq_len]``; ``n_classes = vocab_size`` (a prediction per position, chance
     token accuracy ``1/vocab_size`` for a guesser, higher for one that knows the output is sorted). Each
@@ -37,7 +63,10 @@ def make_sort_task(seed: int, n_train: int, n_eval: int, seq_len: int, vocab_siz
     ``[lo_g, hi_g)``: examples of one group are related, for data skew). Train and held-out examples are
     independent draws from ``numpy.random.default_rng(seed)``, train first: the task is a function of the
     arguments only.
+    With ``fmt="lm"``, ``x`` and ``y`` are ``[n, 2 seq_len]`` and ``n_classes = vocab_size + 1``.
     """
+    if task not in TASKS or fmt not in FORMATS:
+        raise ValueError(f"task must be one of {TASKS} and fmt one of {FORMATS}, got {task!r}, {fmt!r}")
     if min(n_train, n_eval, seq_len) < 1:
         raise ValueError(f"need n_train, n_eval, seq_len >= 1, got {n_train}, {n_eval}, {seq_len}")
     bands = np.array(group_bands(vocab_size, n_groups), dtype=np.int64)
@@ -47,12 +76,18 @@ def make_sort_task(seed: int, n_train: int, n_eval: int, seq_len: int, vocab_siz
         group = rng.integers(0, n_groups, size=n)
         lo, hi = bands[group, 0:1], bands[group, 1:2]  # [n, 1] each, broadcast over positions
         x = rng.integers(lo, hi, size=(n, seq_len))
+        y = np.sort(x, axis=1) if task == "sort" else x[:, ::-1]
+        if fmt == "lm":
+            tokens = np.concatenate([x, np.full((n, 1), vocab_size), y], axis=1)  # x SEP y: 2L + 1 tokens
+            x, y = tokens[:, :-1], tokens[:, 1:].copy()
+            y[:, :seq_len] = IGNORE  # score the answer only
         return (
             torch.from_numpy(x.astype(np.int64)),
-            torch.from_numpy(np.sort(x, axis=1).astype(np.int64)),
+            torch.from_numpy(y.astype(np.int64)),
             torch.from_numpy(group.astype(np.int64)),
         )
 
     train_x, train_y, train_group = draw(n_train)
     eval_x, eval_y, eval_group = draw(n_eval)
-    return Dataset("sort", train_x, train_y, train_group, eval_x, eval_y, eval_group, vocab_size)
+    n_classes = vocab_size + 1 if fmt == "lm" else vocab_size
+    return Dataset(task, train_x, train_y, train_group, eval_x, eval_y, eval_group, n_classes)
