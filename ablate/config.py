@@ -90,7 +90,9 @@ class SortConfig:
     seq_len: int = _help("tokens per sequence")
     vocab_size: int = _help("distinct tokens (chance token accuracy is about 1/vocab_size)")
     n_groups: int = _help("groups: each draws its tokens from its own band of the vocabulary")
-    format: str = _help("aligned (target i = output token i, for bidirectional attention) or lm (x SEP y, left to right)")
+    format: str = _help(
+        "aligned (target i = output token i, for bidirectional attention) or lm (x SEP y, left to right)"
+    )
 
 
 @dataclass
@@ -258,7 +260,13 @@ class Config:
 
 GROUPS: dict[str, dict[str, type]] = {
     "model": {"mlp": MLPConfig, "cnn": CNNConfig, "transformer": TransformerConfig},
-    "data": {"clusters": ClustersConfig, "digits": DigitsConfig, "sort": SortConfig, "reverse": SortConfig, "teacher": TeacherConfig},
+    "data": {
+        "clusters": ClustersConfig,
+        "digits": DigitsConfig,
+        "sort": SortConfig,
+        "reverse": SortConfig,
+        "teacher": TeacherConfig,
+    },
     "optimizer": {
         "sgd": SGDConfig,
         "momentum": MomentumConfig,
@@ -383,7 +391,8 @@ def validate(c: Config) -> None:
         f"lr={c.lr} is not allowed: the peak learning rate must be a finite number > 0; e.g. lr=1e-3",
     )
     _check(
-        c.batch_size == "full" or (isinstance(c.batch_size, int) and not isinstance(c.batch_size, bool))
+        c.batch_size == "full"
+        or (isinstance(c.batch_size, int) and not isinstance(c.batch_size, bool))
         and c.batch_size >= 1,
         f"batch_size={c.batch_size} is not allowed: it must be an integer >= 1 or full; e.g. batch_size=64",
     )
@@ -478,9 +487,7 @@ def _validate_groups(c: Config) -> None:
             value = getattr(d, key)
             _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
         _check(d.vocab_size >= 2, f"data.vocab_size={d.vocab_size} is not allowed: it must be >= 2")
-        _check(
-            d.format in ("aligned", "lm"), f"data.format={d.format} is not allowed: choose aligned or lm"
-        )
+        _check(d.format in ("aligned", "lm"), f"data.format={d.format} is not allowed: choose aligned or lm")
         _check(
             d.n_groups <= d.vocab_size,
             f"data.n_groups={d.n_groups} is not allowed with data.vocab_size={d.vocab_size}: at most one group per "
@@ -611,6 +618,7 @@ def _validate_skew(c: Config) -> None:
         k.cue_after in CUE_AFTER,
         f"skew.cue_after={k.cue_after} is not allowed: choose one of {', '.join(CUE_AFTER)}",
     )
+
 
 def second_moment_decay(optimizer: Any) -> float | None:
     """The optimizer's second-moment decay (Adam's beta2, RMSProp's alpha), or None if it has none."""

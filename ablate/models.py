@@ -18,7 +18,12 @@ class MLP(nn.Sequential):
     """
 
     def __init__(
-        self, in_features: int, n_classes: int, hidden_sizes: list[int], activation: str, init_scale: float | None = None
+        self,
+        in_features: int,
+        n_classes: int,
+        hidden_sizes: list[int],
+        activation: str,
+        init_scale: float | None = None,
     ) -> None:
         layers: list[nn.Module] = []
         width = in_features

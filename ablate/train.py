@@ -243,6 +243,8 @@ def finish(
 ) -> Outcome:
     """The run's ``Outcome``: its status, and what it learned against chance (``ablate.outcome.classify``)."""
     result = summary.result(final)
-    outcome = classify(status, result["final_eval_loss"], result["final_eval_acc"], summary.chance, config.untrained_margin)
+    outcome = classify(
+        status, result["final_eval_loss"], result["final_eval_acc"], summary.chance, config.untrained_margin
+    )
     result["outcome"] = outcome
     return Outcome(status, outcome, steps_completed, diverged_step, reason, result)

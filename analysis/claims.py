@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import pandas as pd
 
 from analysis import findings as F
 from analysis import plots, stats
+from analysis import verdicts as V
 from analysis.load import Study, load_study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,99 +37,125 @@ METRIC = "final_eval_loss"
 EPOCH_STEPS = 128  # 8192 training examples / batch 64, the default clusters data
 
 
-@dataclass
-class Verdict:
-    word: str  # supported, contradicted, no clear effect, depends on
-    because: str  # the rule applied to the numbers, in one or two sentences
-
-
-def effects(runs: pd.DataFrame, factors: list[str], control: str, metric: str = METRIC) -> pd.DataFrame:
-    """Paired effects with a ``verdict`` column (better / worse / no clear difference / no interval)."""
+def effects(runs: pd.DataFrame, factors: list[str], control: str, metric: str) -> pd.DataFrame:
+    """Paired effects of ``metric`` against ``control`` (``stats.paired_effects``), measured cells only."""
     table = stats.paired_effects(runs, metric, factors, control, higher_better=bool(F.higher_better(metric)))
-    table["verdict"] = [
-        F.verdict(lo, hi, bool(ok), F.higher_better(metric))[1]
-        for lo, hi, ok in zip(table["mean_diff_low"], table["mean_diff_high"], table["ci_available"], strict=True)
-    ]
     return table[table["n_pairs"] > 0]
 
 
-def share(table: pd.DataFrame, word: str) -> str:
-    return f"{int((table['verdict'] == word).sum())} of {len(table)}"
+@dataclass
+class Verdict:
+    word: str  # supported, contradicted, not tested, inconclusive; "<word> for <arm>; ..." when arms differ
+    because: str  # the numbers the rule was applied to
+    regime: str  # whether the control arm reached the regime where the claim can show
+    rule: str  # the rule, stated once
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # (caption, cell comparisons) to list
 
 
-def by_majority(table: pd.DataFrame) -> str:
-    """The verdict of a claim that predicts "better" in every cell of ``table``, by the cells' verdicts:
-    supported when better cells outnumber worse ones and are at least half; contradicted when worse cells
-    outnumber better ones and are at least half; no clear effect when fewer than half the cells differ either
-    way (or no cell was measured); else depends on."""
-    better, worse, n = int((table["verdict"] == "better").sum()), int((table["verdict"] == "worse").sum()), len(table)
-    if n == 0:
-        return "no clear effect"  # nothing measured: nothing shown
-    if better > worse and 2 * better >= n:
-        return "supported"
-    if worse > better and 2 * worse >= n:
-        return "contradicted"
-    if 2 * (better + worse) < n:
-        return "no clear effect"
-    return "depends on"
+def joined(words: dict[str, str]) -> str:
+    """One word when every arm agrees, else ``supported for sgd; contradicted for adam``."""
+    distinct = set(words.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    return "; ".join(f"{word} for {arm}" for arm, word in words.items())
+
+
+def counts_text(verdict: tuple[str, int, int, int], right: str, wrong: str) -> str:
+    word, n_right, n_wrong, n_regime = verdict
+    return f"{n_right} of {n_regime} in-regime cells {right}, {n_wrong} {wrong}"
+
+
+def quality_runs(study: Study) -> pd.DataFrame:
+    return V.with_quality(study.runs)
 
 
 # ------------------------------------------------------------------------------------------------ claims
-def shapes(study: Study) -> Verdict:
-    """Claim 1: does a low-rate start (any shape) beat no warmup, and do constant and linear behave alike?"""
-    runs, factors = study.runs, study.cell_factors
-    vs_none = effects(runs, factors, "warmup_shape=none")
-    vs_linear = effects(runs[runs["warmup_shape"] != "none"], factors, "warmup_shape=linear")
-    helps = vs_none[vs_none["verdict"] == "better"]
-    because = (
-        f"Against no warmup, {share(vs_none, 'better')} shape x rate cells are better and {share(vs_none, 'worse')} "
-        f"worse; against linear warmup, {share(vs_linear, 'no clear difference')} cells show no clear difference."
-    )
-    word = by_majority(vs_none)
-    if helps.empty:
-        because += " No shape improves on no warmup here: the low start makes no measurable difference."
+def shapes(studies: list[Study]) -> Verdict:
+    """Claim 1: a low-rate start works as warmup whether it is constant or linear (both rescue what no warmup
+    loses, where no warmup fails)."""
+    study = studies[0]
+    runs, factors = quality_runs(study), study.cell_factors
+    table = V.compare(runs, factors, "warmup_shape=none")
+    others = [f for f in factors if f != "warmup_shape"]
+    words = {}
+    parts = []
+    for shape in ("constant", "linear", "exponential"):
+        arm = table[table["warmup_shape"] == shape]
+        if arm.empty:
+            continue
+        found = V.predicts_help(arm)
+        words[shape] = found[0]
+        parts.append(f"{shape}: {counts_text(found, 'helped', 'did not')}")
+    key = {k: words[k] for k in ("constant", "linear") if k in words}
+    if any(w == V.NOT_TESTED for w in key.values()):
+        word = V.NOT_TESTED
+    elif all(w == V.SUPPORTED for w in key.values()):
+        word = V.SUPPORTED
+    elif any(w == V.CONTRADICTED for w in key.values()):
+        word = V.CONTRADICTED
     else:
-        scales = sorted(set(helps["lr_scale"])) if "lr_scale" in helps else []
-        because += f" Shapes help at lr_scale {', '.join(map(str, scales))}."
-    return Verdict(word, because + " (Rule: majority of the shape x rate cells against no warmup.)")
+        word = V.INCONCLUSIVE
+    return Verdict(
+        word,
+        "Against no warmup: " + "; ".join(parts) + ".",
+        V.regime_sentence(table, others, "warmup_shape=none"),
+        "supported when both constant and linear warmup help (capped loss lower, interval below 0) in at least "
+        "half the cells where no warmup fails and are wrong in fewer; contradicted when either is wrong (hurts, or "
+        "fails as often as no warmup) in most of them; exponential is reported, not judged.",
+        [("each shape against `warmup_shape=none`", table)],
+    )
 
 
-def where_text(row: pd.Series) -> str:
-    """``W=100 at 10x`` (or ``W=100`` without an ``lr_scale`` factor): a warmup cell in a few words."""
-    scale = f" at {row['lr_scale']:g}x" if "lr_scale" in row and pd.notna(row["lr_scale"]) else ""
-    return f"W={row['warmup']}{scale}"
+def optimizers(studies: list[Study]) -> Verdict:
+    """Claim 2: warmup helps adaptive optimizers (Adam, RMSProp) where they fail without it, and makes little
+    difference for plain SGD where SGD fails without it."""
+    adaptive_study, sgd_study = studies
+    adaptive = V.compare(quality_runs(adaptive_study), adaptive_study.cell_factors, "warmup=0")
+    sgd = V.compare(quality_runs(sgd_study), sgd_study.cell_factors, "warmup=0")
+    helped = V.predicts_help(adaptive)
+    sgd_null = V.predicts_no_help(sgd)
+    because = (
+        f"Adaptive (Adam, RMSProp, post-LN Transformer): {counts_text(helped, 'helped by warmup', 'not')}. "
+        f"Plain SGD (full-batch gradient descent, curvature testbed): "
+        f"{counts_text(sgd_null, 'not helped, as the claim says', 'helped by warmup')}."
+    )
+    a_others = [f for f in adaptive_study.cell_factors if f != "warmup"]
+    s_others = [f for f in sgd_study.cell_factors if f != "warmup"]
+    regime = (
+        V.regime_sentence(adaptive, a_others, "warmup=0", " (adaptive arm)")
+        + " "
+        + V.regime_sentence(sgd, s_others, "warmup=0", " (SGD arm)")
+    )
+    if V.NOT_TESTED in (helped[0], sgd_null[0]):
+        word = V.NOT_TESTED
+    elif helped[0] == V.SUPPORTED and sgd_null[0] == V.SUPPORTED:
+        word = V.SUPPORTED
+    elif V.CONTRADICTED in (helped[0], sgd_null[0]):
+        word = V.CONTRADICTED
+        if sgd_null[0] == V.CONTRADICTED:
+            because += " Warmup rescues plain SGD as well: its benefit is not specific to adaptive optimizers."
+    else:
+        word = V.INCONCLUSIVE
+    return Verdict(
+        word,
+        because,
+        regime,
+        "supported when warmup helps the adaptive optimizers in most cells where they fail without it and leaves "
+        "SGD as it is (no help: fails as often) in most cells where SGD fails without it; contradicted when either "
+        "half is wrong in most of its in-regime cells; not tested when either arm never fails without warmup.",
+        [("adaptive optimizers: warmup against `warmup=0`", adaptive), ("plain SGD: warmup against `warmup=0`", sgd)],
+    )
 
 
-def optimizers(study: Study) -> Verdict:
-    """Claim 2: warmup helps adaptive optimizers (adam, rmsprop) and makes little difference for plain SGD."""
-    table = effects(study.runs, study.cell_factors, "warmup=0")
-    helped = {
-        opt: bool((table[(table["optimizer"] == opt)]["verdict"] == "better").any())
-        for opt in sorted(set(table["optimizer"]))
-    }
-    adaptive = [o for o in ("adam", "rmsprop") if o in helped]
-    plain = [o for o in ("sgd",) if o in helped]
-    better = table[table["verdict"] == "better"]
-    where = [
-        f"{opt} ({', '.join(where_text(row) for _, row in cells.iterrows())})"
-        for opt, cells in better.groupby("optimizer")
-    ]
-    because = "Warmup beats no warmup for: " + ("; ".join(where) or "no optimizer")
-    because += f" (cells better: {share(table, 'better')}; worse: {share(table, 'worse')})."
-    if all(helped[o] for o in adaptive) and not any(helped[o] for o in plain):
-        return Verdict("supported", because + " Adaptive optimizers gain, plain SGD does not.")
-    if not any(helped[o] for o in adaptive):
-        return Verdict("contradicted", because + " The adaptive optimizers do not gain from warmup here.")
-    return Verdict("depends on", because + " The gain is not specific to adaptive optimizers.")
+RELIANCE_REGIME = 0.2  # the no-warmup skewed arm relies on the cue when it costs >= 20 points of accuracy
+RELIANCE_NULL = 0.05  # an interval inside +-0.05 is a clear null for a difference in reliance
 
 
 def with_excess_gap(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     """``runs`` with ``skew_excess_gap``: the over-fitting gap the skew adds, over the same run without skew.
 
     For a skewed run ``r`` and its ``skew=none`` twin ``n`` (every other factor and the seed equal, so they see the
-    same batches from step ``skew.steps`` on): ``skew_excess_gap(r) = skew_gap_end(r) - skew_gap_end(n)``. The
-    gap alone also measures how far training has got by the end of the skew phase (a slower start leaves a larger
-    gap between any two groups, skew or not); the difference keeps only what the skewed order did. NaN for
+    same batches from step ``skew.steps`` on): ``skew_excess_gap(r) = skew_gap_end(r) - skew_gap_end(n)``. NaN for
     ``skew=none`` runs and for runs without a usable twin. ``factors``: the study's varying factors with the seed.
     """
     factors = [f for f in factors if f != "skew"]
@@ -148,89 +175,276 @@ def skewed_runs(study: Study) -> pd.DataFrame:
     return runs[runs["skew"] != "none"]
 
 
-def skew(study: Study) -> Verdict:
-    """Claim 3: under a skewed start, warmup lowers the over-fitting the skew causes; the best length is ~1 epoch.
-
-    Measured by ``skew_excess_gap`` (``with_excess_gap``) paired against ``warmup=0`` seed by seed: a difference
-    in differences, ``(gap_skewed - gap_none)_W - (gap_skewed - gap_none)_0``.
-    """
-    skewed, factors = skewed_runs(study), study.cell_factors
-    excess = effects(skewed, factors, "warmup=0", "skew_excess_gap")
-    raw = effects(skewed, factors, "warmup=0", "skew_gap_end")
-    added = stats.aggregate(skewed, "skew_excess_gap", ["warmup"]) if not skewed.empty else pd.DataFrame()
-    because = (
-        f"Against no warmup, warmup lowers the gap the skew adds in {share(excess, 'better')} skewed cells and raises "
-        f"it in {share(excess, 'worse')} (the raw gap at the end of the skew phase: lower in {share(raw, 'better')}, "
-        f"higher in {share(raw, 'worse')})."
-    )
-    if not added.empty and added["mean"].notna().any():
-        because += " Gap the skew adds (nats, mean over optimizers, skews and seeds): " + "; ".join(
-            f"warmup={r['warmup']}: {F.fmt(r['mean'])} [{F.fmt(r['mean_low'])}, {F.fmt(r['mean_high'])}]"
-            for _, r in added.iterrows()
-        )
-        best = added.loc[added["mean"].idxmin(), "warmup"]
-        because += f"; smallest at warmup={best} (one epoch = {EPOCH_STEPS} steps)."
-    return Verdict(by_majority(excess), because + " (Rule: majority of the skewed cells, on the added gap.)")
-
-
-def lr_range(study: Study) -> Verdict:
-    """Claim 4a: the largest learning rate at which every seed completes grows with warmup."""
-    runs = study.runs
+def reliance_cells(skewed: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """Per cell (factors other than warmup and skew): the no-warmup arm's mean cue reliance at the end of the skew,
+    ``in_regime`` when it is at least RELIANCE_REGIME, and each warmup's paired effect on it with a cell verdict
+    (helps: interval below 0; hurts: above 0; no help: inside +-RELIANCE_NULL; unclear otherwise)."""
+    table = effects(skewed, factors, "warmup=0", "cue_reliance_end")
+    others = [f for f in factors if f not in ("warmup", "skew")]
+    control = skewed[skewed["warmup"].astype(str) == "0"]
+    base = control.groupby(others)["cue_reliance_end"].mean() if others else control["cue_reliance_end"].mean()
     rows = []
-    for (opt, warmup), cell in runs.groupby(["optimizer", "warmup"]):
-        ok = cell.groupby("lr_scale")["status"].apply(lambda s: bool((s == "completed").all()))
-        rows.append(
-            {"optimizer": opt, "warmup": warmup, "max_ok": max((x for x, good in ok.items() if good), default=0)}
+    for _, row in table.iterrows():
+        level = (
+            float(base.loc[tuple(row[f] for f in others)] if len(others) > 1 else base.loc[row[others[0]]])
+            if others
+            else float(base)
         )
-    table = pd.DataFrame(rows)
-    widened: list[str] = []
-    narrowed: list[str] = []
-    for opt, t in table.groupby("optimizer"):
-        base, best = t[t["warmup"] == 0]["max_ok"].max(), t[t["warmup"] > 0]["max_ok"].max()
-        if best > base:
-            widened.append(str(opt))
-        elif best < base:
-            narrowed.append(str(opt))
-    because = (
-        "Largest lr_scale at which every seed completed: "
-        + "; ".join(f"{r.optimizer} warmup={r.warmup}: {r.max_ok:g}x" for r in table.itertuples())
-        + "."
+        low, high = row["mean_diff_low"], row["mean_diff_high"]
+        if not bool(row["ci_available"]):
+            word = V.UNCLEAR
+        elif high < 0:
+            word = V.HELPS
+        elif low > 0:
+            word = V.HURTS
+        elif -RELIANCE_NULL <= low and high <= RELIANCE_NULL:
+            word = V.NO_HELP
+        else:
+            word = V.UNCLEAR
+        rows.append({**row.to_dict(), "control_reliance": level, "in_regime": level >= RELIANCE_REGIME, "cell": word})
+    return pd.DataFrame(rows)
+
+
+def skew(studies: list[Study]) -> Verdict:
+    """Claim 3: under a skewed start, warmup lowers the over-fitting the skew causes (here: reliance on a cue that
+    only the skewed start offers); the best ramp is about one epoch."""
+    study = studies[0]
+    skewed, factors = skewed_runs(study), study.cell_factors
+    cells = reliance_cells(skewed, factors)
+    in_regime = cells[cells["in_regime"]] if not cells.empty else cells
+    right = int((in_regime["cell"] == V.HELPS).sum()) if not cells.empty else 0
+    wrong = int(in_regime["cell"].isin([V.HURTS, V.NO_HELP]).sum()) if not cells.empty else 0
+    word = V.aggregate(right, wrong, len(in_regime))
+    others = [f for f in factors if f not in ("warmup", "skew")]
+    because = f"{right} of {len(in_regime)} in-regime (skew length x warmup) cells: warmup lowers the cue reliance; "
+    because += f"{wrong} do not (higher, or within +-{RELIANCE_NULL})."
+    if not skewed.empty:
+        means = skewed.groupby([*others, "warmup"])["cue_reliance_end"].mean().reset_index()
+        best = []
+        for key, cell in means.groupby(others) if others else [((), means)]:
+            top = cell.loc[cell["cue_reliance_end"].idxmin()]
+            label = ", ".join(f"{f}={v}" for f, v in zip(others, np.atleast_1d(key), strict=True))
+            best.append(f"{label}: W={top['warmup']} ({F.fmt(top['cue_reliance_end'])})")
+        because += f" Lowest mean reliance (one epoch = {EPOCH_STEPS} steps): " + "; ".join(best) + "."
+        excess = skewed.groupby("warmup")["skew_excess_gap"].mean()
+        because += (
+            " Gap the skew adds, mean over cells and seeds (nats): "
+            + ", ".join(f"W={w}: {F.fmt(v)}" for w, v in excess.items())
+            + "."
+        )
+    n_cells = len(cells.drop_duplicates(subset=others)) if others and not cells.empty else min(len(cells), 1)
+    n_regime = (
+        len(in_regime.drop_duplicates(subset=others)) if others and not in_regime.empty else min(len(in_regime), 1)
     )
-    rule_text = " (Rule: per optimizer, does some warmup complete at a larger lr_scale than no warmup?)"
-    if len(widened) == table["optimizer"].nunique():
-        return Verdict("supported", because + rule_text)
-    if len(narrowed) == table["optimizer"].nunique():
-        return Verdict("contradicted", because + " Warmup narrows the range for every optimizer." + rule_text)
-    if narrowed and not widened:
-        return Verdict(
-            "no clear effect",
-            because + f" Warmup narrows the range for {', '.join(narrowed)} and leaves it for the others." + rule_text,
+    regime = (
+        f"Regime: the no-warmup skewed arm relies on the cue (mean reliance >= {RELIANCE_REGIME}) in {n_regime} of "
+        f"{n_cells} skew lengths" + ("; reached." if n_regime else "; not reached, so the claim cannot show here.")
+    )
+    table = cells.rename(columns={"cell": "verdict"}) if not cells.empty else cells
+    if not table.empty:
+        table["text"] = [
+            f"reliance {F.fmt(r['mean_diff'])} [{F.fmt(r['mean_diff_low'])}, {F.fmt(r['mean_diff_high'])}] against "
+            f"W=0 (W=0 mean reliance {F.fmt(r['control_reliance'])})"
+            for _, r in table.iterrows()
+        ]
+    return Verdict(
+        word,
+        because,
+        regime,
+        "per skew length where the no-warmup arm relies on the cue, each warmup's paired effect on the reliance at "
+        "the end of the skew (eval/early/acc - eval/cue_flipped/acc): supported when warmup lowers it (interval "
+        "below 0) in most such cells, contradicted when it raises it or leaves it within +-0.05 in most.",
+        [("cue reliance at the end of the skew: warmup against `warmup=0`", table)],
+    )
+
+
+def lr_range(studies: list[Study]) -> Verdict:
+    """Claim 4a: warmup widens the range of learning rates that train (lr*(W) > lr*(0)), per optimizer."""
+    from analysis import regime as R
+
+    study = studies[0]
+    lr_col = "lr_scale" if "lr_scale" in study.factors else "lr"
+    by = [f for f in study.cell_factors if f not in (lr_col, "warmup", "lr")]
+    ratios = R.stable_lr_ratio(study.runs, lr_col=lr_col, by=by)
+    stable = R.stable_lr(study.runs, lr_col=lr_col, by=by).all_seeds
+    words: dict[str, str] = {}
+    parts = []
+    regimes = []
+    for key, cell in ratios.groupby(by) if by else [("all", ratios)]:
+        arm = ", ".join(str(v) for v in np.atleast_1d(key))
+        base = stable
+        for f, v in zip(by, np.atleast_1d(key), strict=True):
+            base = base[base[f] == v]
+        zero = base[base["warmup"].astype(str) == "0"]
+        censored = bool(zero["censored"].iat[0]) if "censored" in zero and len(zero) else True
+        regimes.append(
+            f"{arm}: "
+            + (
+                "no warmup trains on the whole grid (not reached)"
+                if censored
+                else f"no warmup fails above {lr_col}={F.fmt(float(zero['lr_star'].iat[0]))}"
+            )
         )
-    if not widened:
-        return Verdict("no clear effect", because + " The grid does not show a wider range with warmup." + rule_text)
-    return Verdict("depends on", because + f" Warmup widens the range for {', '.join(widened)} only." + rule_text)
+        texts = [
+            f"W={r['warmup']}: x{F.fmt(r['ratio'])} [{F.fmt(r['ratio_low'])}, {F.fmt(r['ratio_high'])}]"
+            for _, r in cell.iterrows()
+        ]
+        parts.append(f"{arm}: lr*(W)/lr*(0) " + "; ".join(texts))
+        if censored:
+            words[arm] = V.NOT_TESTED
+        elif (cell["ratio_low"] > 1).any():
+            words[arm] = V.SUPPORTED
+        elif (cell["ratio_high"] <= 1).all():
+            words[arm] = V.CONTRADICTED
+        else:
+            words[arm] = V.INCONCLUSIVE
+    sensitivity = R.lr_sensitivity(study.runs, lr_col=lr_col, by=by)
+    sens = [
+        f"{', '.join(str(r[f]) for f in by)} W={r['warmup']}: {F.fmt(r['sensitivity'])} "
+        f"[{F.fmt(r['sensitivity_low'])}, {F.fmt(r['sensitivity_high'])}]"
+        for _, r in sensitivity.iterrows()
+    ]
+    because = "; ".join(parts) + ". LR sensitivity (Wortsman et al. 2023; lower = flatter): " + "; ".join(sens) + "."
+    return Verdict(
+        joined(words),
+        because,
+        "Regime: " + "; ".join(regimes) + ".",
+        "per optimizer, lr*(W) is the largest rate of the sqrt(2) grid up to which a seed trains; supported when some "
+        "warmup's geometric-mean ratio lr*(W)/lr*(0) over seeds has its 95% interval above 1, contradicted when every "
+        "warmup's interval is at or below 1, not tested when no warmup fails nowhere on the grid.",
+    )
 
 
-def layernorm(study: Study) -> Verdict:
-    """Claim 4b: warmup helps post-LN Transformers (better somewhere) and not pre-LN ones (never better)."""
-    table = effects(study.runs, study.cell_factors, "warmup=0")
+def layernorm(studies: list[Study]) -> Verdict:
+    """Claim 4b: post-LN Transformers need warmup with Adam (it rescues them where they fail without it); pre-LN
+    ones do not (they train without warmup at the same rates)."""
+    study = studies[0]
+    runs, factors = quality_runs(study), study.cell_factors
+    table = V.compare(runs, factors, "warmup=0")
     norm = "model.norm_position"
-    post = table[table[norm] == "post"]
-    pre = table[table[norm] == "pre"]
-    because = (
-        f"Warmup beats no warmup in {share(post, 'better')} post-LN cells and {share(pre, 'better')} pre-LN cells "
-        f"(worse: {share(post, 'worse')} post-LN, {share(pre, 'worse')} pre-LN)."
+    post, pre = table[table[norm] == "post"], table[table[norm] == "pre"]
+    helped = V.predicts_help(post)
+    failing_rates = set(post.loc[post["in_regime"], "lr"]) if "lr" in post else set()
+    pre_there = pre[pre["lr"].isin(failing_rates)] if "lr" in pre else pre
+    pre_fails = int(pre_there["in_regime"].sum())
+    because = f"Post-LN: {counts_text(helped, 'rescued by warmup', 'not')}. "
+    because += f"Pre-LN without warmup at those rates: fails in {pre_fails} of {len(pre_there)} cells."
+    others = [f for f in factors if f != "warmup"]
+    if helped[0] == V.NOT_TESTED:
+        word = V.NOT_TESTED
+    elif helped[0] == V.SUPPORTED and pre_fails == 0:
+        word = V.SUPPORTED
+    elif helped[0] == V.CONTRADICTED or (len(pre_there) and 2 * pre_fails > len(pre_there)):
+        word = V.CONTRADICTED
+    else:
+        word = V.INCONCLUSIVE
+    return Verdict(
+        word,
+        because,
+        V.regime_sentence(table, others, "warmup=0"),
+        "supported when warmup helps post-LN in most cells where post-LN fails without it, and pre-LN trains "
+        "without warmup at those rates; contradicted when warmup does not help post-LN there, or pre-LN fails "
+        "without warmup as well in most of them.",
+        [("warmup against `warmup=0`, per norm position and rate", table)],
     )
-    post_gains, pre_gains = (post["verdict"] == "better").any(), (pre["verdict"] == "better").any()
-    if post_gains and not pre_gains:
-        return Verdict("supported", because)
-    if not post_gains:
-        return Verdict("contradicted", because + " Post-LN does not gain from warmup at these rates.")
-    return Verdict("depends on", because + " Both norm positions gain from warmup here.")
 
 
-RULE_BETA2 = 0.99  # optimizer.beta2 in sweeps/warmup-rule.yaml
-RULE_WARMUP = math.ceil(2 / (1 - RULE_BETA2))  # warmup=auto there: W = ceil(2 / (1 - beta2)) = 200
+def rule(studies: list[Study]) -> Verdict:
+    """Claim 4c: the untuned rule W = 2/(1-beta2) rescues Adam where it fails without warmup and does as well as
+    the best W of the grid; RAdam without warmup does as well as Adam with the rule."""
+    study = studies[0]
+    runs = quality_runs(study)
+    beta2 = (
+        float(pd.to_numeric(runs.get("optimizer.beta2"), errors="coerce").dropna().iloc[0])
+        if "optimizer.beta2" in runs
+        else RULE_BETA2
+    )
+    rule_w = str(math.ceil(2 / (1 - beta2) - 1e-9))
+    runs["warmup"] = [str(w) if str(w) != "auto" else rule_w for w in runs["warmup_steps"].astype(int)]
+    warmup = runs["warmup"].astype(str)
+    is_adam, is_radam = runs["optimizer"] == "adam", runs["optimizer"] == "radam"
+    table = V.compare(runs[is_adam], ["warmup"], "warmup=0")
+    adam = table.set_index(table["warmup"].astype(str))
+    if rule_w not in adam.index:
+        raise ValueError(f"claim 4c: no Adam runs with the rule's warmup={rule_w} in {runs['study'].iat[0]}")
+    rule_row = adam.loc[rule_w]
+    best = str(adam["mean_diff"].idxmin())
+    vs_best = arms_effect(runs, is_adam & (warmup == rule_w), is_adam & (warmup == best)) if best != rule_w else None
+    radam_vs_rule = arms_effect(runs, is_radam & (warmup == "0"), is_adam & (warmup == rule_w))
+    because = "Adam against warmup=0: " + "; ".join(f"W={w}: {r['verdict']} ({r['text']})" for w, r in adam.iterrows())
+    because += f". The best W of the grid is {best}"
+    rule_worse = vs_best is not None and bool(vs_best["ci_available"]) and vs_best["mean_diff_low"] > 0
+    if vs_best is not None:
+        because += f"; the rule's W={rule_w} against it: {interval_text(vs_best)}"
+    radam_word = V.INCONCLUSIVE
+    if radam_vs_rule is not None:
+        because += f". RAdam without warmup against Adam with the rule: {interval_text(radam_vs_rule)}"
+        if bool(radam_vs_rule["ci_available"]):
+            radam_word = (
+                V.CONTRADICTED
+                if radam_vs_rule["mean_diff_low"] > 0
+                else V.SUPPORTED
+                if radam_vs_rule["mean_diff_high"] <= 0.05
+                else V.INCONCLUSIVE
+            )
+    in_regime = bool(rule_row["in_regime"])
+    if not in_regime:
+        word = V.NOT_TESTED
+    elif rule_row["verdict"] == V.HELPS and not rule_worse:
+        word = V.SUPPORTED
+    elif rule_row["verdict"] in (V.HURTS, V.NO_HELP) or rule_worse:
+        word = V.CONTRADICTED
+    else:
+        word = V.INCONCLUSIVE
+    if word != V.NOT_TESTED:
+        word = joined({"the rule": word, "RAdam": radam_word})
+    regime = V.regime_sentence(table, [], "warmup=0", " (Adam)")
+    return Verdict(
+        word,
+        because + ".",
+        regime,
+        "the rule: supported when Adam with W = 2/(1-beta2) beats no warmup (capped loss, interval below 0) and is not "
+        "clearly worse than the best W of the grid; contradicted when it does not help or is clearly worse than the "
+        "best W. RAdam: supported when RAdam without warmup is not worse than Adam with the rule by more than 0.05 "
+        "(interval's upper end), contradicted when clearly worse.",
+        [("Adam: each warmup against `warmup=0`", table)],
+    )
+
+
+def budget(studies: list[Study]) -> Verdict:
+    """Claim 4d: where warmup helps, the same learning-rate budget without a ramp (flat) does not."""
+    study = studies[0]
+    runs, factors = quality_runs(study), study.cell_factors
+    table = V.compare(runs, factors, "warmup_shape=none")
+    others = [f for f in factors if f != "warmup_shape"]
+    in_regime = table[table["in_regime"]]
+    linear = in_regime[in_regime["warmup_shape"] == "linear"].set_index(others)["verdict"] if others else None
+    flat = in_regime[in_regime["warmup_shape"] == "flat"].set_index(others)["verdict"] if others else None
+    if linear is None or flat is None:
+        raise ValueError("claim 4d needs a factor besides warmup_shape (e.g. the rate)")
+    helps = linear[linear == V.HELPS].index
+    flat_there = flat.reindex(helps)
+    right = int(flat_there.isin([V.NO_HELP, V.HURTS]).sum())
+    wrong = int((flat_there == V.HELPS).sum())
+    word = V.aggregate(right, wrong, len(helps)) if len(in_regime) else V.NOT_TESTED
+    because = (
+        f"Where no warmup fails ({len(linear)} cells), linear warmup helps in {len(helps)}; in those the flat, "
+        f"area-matched control gives no help in {right} and helps in {wrong}."
+    )
+    if len(in_regime) and not len(helps):
+        because += " Linear warmup helps nowhere here, so there is no benefit to explain."
+    return Verdict(
+        word,
+        because,
+        V.regime_sentence(table, others, "warmup_shape=none"),
+        "in cells where no warmup fails and linear warmup helps: supported when the flat control (same budget, no "
+        "ramp) does not help in most of them, contradicted when it helps too; not tested when no warmup never fails "
+        "or linear warmup never helps.",
+        [("each shape against `warmup_shape=none`", table)],
+    )
+
+
+RULE_BETA2 = 0.98  # optimizer.beta2 in sweeps/warmup-rule.yaml
 
 
 def interval_text(row: pd.Series) -> str:
@@ -238,159 +452,83 @@ def interval_text(row: pd.Series) -> str:
 
 
 def arms_effect(runs: pd.DataFrame, treatment: pd.Series, control: pd.Series) -> pd.Series | None:
-    """The paired effect (seed by seed) of the runs selected by ``treatment`` against those selected by ``control``."""
+    """The paired effect (seed by seed) on capped loss of the runs selected by ``treatment`` against ``control``."""
     arms = pd.concat([runs[treatment].assign(arm="treatment"), runs[control].assign(arm="control")])
-    table = effects(arms, ["arm"], "arm=control")
+    table = stats.paired_effects(arms, V.QUALITY, ["arm"], "arm=control", higher_better=False)
+    table = table[table["n_pairs"] > 0]
     return None if table.empty else table.iloc[0]
-
-
-def rule(study: Study) -> Verdict:
-    """Claim 4c: the untuned rule W = 2/(1-beta2) does as well as the best W of the grid (the tuned warmup) and
-    better than no warmup; RAdam without warmup does as well as Adam with the rule.
-
-    Rule: supported when Adam with the rule is better than without warmup and not worse than with the best W;
-    contradicted when it is worse than the best W and not better than no warmup; else depends on.
-    """
-    runs = study.runs
-    warmup = runs["warmup"].astype(str)
-    table = effects(runs, study.cell_factors, "warmup=0")
-    adam = table[table["optimizer"] == "adam"]
-    adam = adam.set_index(adam["warmup"].astype(str))
-    if str(RULE_WARMUP) not in adam.index:
-        raise ValueError(f"claim 4c: no Adam runs with the rule's warmup={RULE_WARMUP} in {study.runs['study'].iat[0]}")
-    because = "Adam against warmup=0: " + "; ".join(f"warmup={w}: {interval_text(r)}" for w, r in adam.iterrows())
-    best = str(adam["mean_diff"].idxmin())
-    is_adam, is_radam = runs["optimizer"] == "adam", runs["optimizer"] == "radam"
-    rule_runs = is_adam & (warmup == str(RULE_WARMUP))
-    rule_vs_none = adam.loc[str(RULE_WARMUP), "verdict"]
-    rule_vs_best = arms_effect(runs, rule_runs, is_adam & (warmup == best)) if best != str(RULE_WARMUP) else None
-    because += f". The best W of the grid is {best}"
-    if rule_vs_best is not None:
-        because += f"; the rule's W={RULE_WARMUP} against it: {interval_text(rule_vs_best)} ({rule_vs_best['verdict']})"
-    radam_vs_rule = arms_effect(runs, is_radam & (warmup == "0"), rule_runs)
-    if radam_vs_rule is not None:
-        because += (
-            f". RAdam without warmup against Adam with the rule: {interval_text(radam_vs_rule)} "
-            f"({radam_vs_rule['verdict']})"
-        )
-    because += (
-        ". (Rule: supported when the rule beats no warmup and is not worse than the best W; contradicted when it is "
-        "worse than the best W and no better than no warmup.)"
-    )
-    rule_worse = rule_vs_best is not None and rule_vs_best["verdict"] == "worse"
-    if rule_vs_none == "better" and not rule_worse:
-        return Verdict("supported", because)
-    if rule_worse and rule_vs_none != "better":
-        return Verdict("contradicted", because)
-    if rule_worse:
-        return Verdict("depends on", because + " The rule helps, but the best W of the grid helps more.")
-    return Verdict("no clear effect", because + " Neither difference is clear.")
-
-
-def budget(study: Study) -> Verdict:
-    """Claim 4d: is warmup's gain the ramp, or the smaller learning-rate budget (flat, same area, no ramp)?"""
-    runs, factors = study.runs, study.cell_factors
-    table = effects(runs, factors, "warmup_shape=none")
-    others = [f for f in factors if f != "warmup_shape"]
-    linear = table[table["warmup_shape"] == "linear"].set_index(others)["verdict"]
-    flat = table[table["warmup_shape"] == "flat"].set_index(others)["verdict"].reindex(linear.index)
-    because = (
-        f"Linear warmup beats no warmup in {int((linear == 'better').sum())} of {len(linear)} cells; the flat "
-        f"area-matched control in {int((flat == 'better').sum())} of {len(flat)}."
-    )
-    because += " (Rule: where linear warmup helps, does the flat control help too?)"
-    helps = linear == "better"
-    if helps.any() and not (flat[helps] == "better").any():
-        return Verdict("supported", because + " Where warmup helps, the same budget without a ramp does not.")
-    if helps.any() and (flat[helps] == "better").all():
-        return Verdict("contradicted", because + " Where warmup helps, the flat control helps too: it is the budget.")
-    if helps.any():
-        return Verdict("depends on", because + " The flat control matches warmup's gain in some of those cells only.")
-    because += " Warmup does not help here, so there is no gain to explain."
-    flat_only = flat[flat == "better"]
-    if not flat_only.empty:
-        cells = [F.cell_text(dict(zip(others, np.atleast_1d(key), strict=True)), others) for key in flat_only.index]
-        because += f" The smaller budget alone (flat) helps in {len(flat_only)} cell(s): {'; '.join(cells)}."
-    return Verdict("no clear effect", because)
 
 
 @dataclass
 class Claim:
     key: str
     title: str
-    study: str
-    metric: str
-    control: str
+    studies: list[str]
     figures: list[str]
-    judge: Callable[[Study], Verdict]
-    # the runs whose paired comparisons the section lists (default: all of them, as loaded)
-    derive: Callable[[Study], pd.DataFrame] = lambda study: study.runs
+    judge: Callable[[list[Study]], Verdict]
+    regime_figures: bool = False  # the lr x warmup phase diagram and sensitivity curves (analysis.regime_plots)
+    previous: str = ""  # the verdict of the 2026-11-27 findings and why its study could not be trusted
 
 
 CLAIMS = [
     Claim(
         "1",
         "Warmup is a low learning rate for the first steps, constant or linearly increased",
-        "warmup-shapes",
-        METRIC,
-        "warmup_shape=none",
+        ["warmup-shapes"],
         ["convergence", "lr_schedule"],
         shapes,
+        previous="no clear effect, from Adam on the MLP at its tuned rate and 10x, where no warmup never failed",
     ),
     Claim(
         "2",
         "Warmup exists for adaptive optimizers; with plain SGD it makes little sense",
-        "warmup-optimizers",
-        METRIC,
-        "warmup=0",
+        ["warmup-optimizers", "warmup-sgd"],
         ["convergence", "mechanism"],
         optimizers,
+        previous="contradicted, from the MLP at tuned and 10x rates, where the adaptive optimizers never failed "
+        "without warmup (and runs at chance counted as completed)",
     ),
     Claim(
         "3",
         "Warmup reduces early over-fitting to a skewed start; the ramp should be about one epoch",
-        "warmup-skew",
-        "skew_excess_gap",
-        "warmup=0",
+        ["warmup-skew"],
         ["early_overfitting"],
         skew,
-        skewed_runs,
+        previous="contradicted, from a cue too weak to be relied on (strength 3) that stayed in the data all run, "
+        "with one skew length",
     ),
     Claim(
         "4a",
         "Warmup lets training tolerate larger learning rates",
-        "warmup-lr-range",
-        METRIC,
-        "warmup=0",
-        ["sensitivity", "mechanism"],
+        ["warmup-lr-range"],
+        [],
         lr_range,
+        regime_figures=True,
+        previous="depends on, from a ~3.2x grid and 'every seed completed' (runs at chance counted as successes)",
     ),
     Claim(
         "4b",
         "Post-layer-norm Transformers need warmup with Adam; pre-layer-norm ones do not",
-        "warmup-layernorm",
-        METRIC,
-        "warmup=0",
+        ["warmup-layernorm"],
         ["convergence"],
         layernorm,
+        previous="contradicted, from Adam at 1e-3 and 3e-3, where post-LN trains without warmup",
     ),
     Claim(
         "4c",
         "The untuned rule W = 2/(1-beta2) against RAdam against a tuned warmup",
-        "warmup-rule",
-        METRIC,
-        "warmup=0",
+        ["warmup-rule"],
         ["convergence"],
         rule,
+        previous="no clear effect, from the MLP at 10x its tuned rate, where Adam never failed without warmup",
     ),
     Claim(
         "4d",
         "Warmup's benefit is not just a smaller learning-rate budget",
-        "warmup-budget",
-        METRIC,
-        "warmup_shape=none",
+        ["warmup-budget"],
         ["convergence"],
         budget,
+        previous="no clear effect, from the MLP, where warmup did not help in the first place",
     ),
 ]
 
@@ -423,25 +561,88 @@ def record_time(name: str, seconds: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------- writing
-def section(claim: Claim, study: Study, docs: Path) -> tuple[list[str], Verdict]:
-    verdict = claim.judge(study)
+def cell_lines(caption: str, table: pd.DataFrame) -> list[str]:
+    """The cell comparisons of a verdict, in-regime cells first, one line each."""
+    if table is None or table.empty:
+        return [f"{caption}: no paired cells.", ""]
+    keys = [c for c in table.columns if c not in _TABLE_COLUMNS]
+    lines = [f"{caption} (in the regime: the control arm fails; outside it: reported, not counted):", ""]
+    for in_regime in (True, False):
+        for _, row in table[table["in_regime"] == in_regime].iterrows():
+            where = F.cell_text(row, keys)
+            lines.append(
+                f"- {'**in regime**' if in_regime else 'outside'} · {where}: **{row['verdict']}** ({row['text']})."
+            )
+    return lines + [""]
+
+
+_TABLE_COLUMNS = (
+    "in_regime", "control_trained", "control_runs", "trained", "runs", "mean_diff", "mean_diff_low", "mean_diff_high",
+    "n_pairs", "verdict", "text", "control", "n_unpaired", "p_improvement", "p_improvement_low", "p_improvement_high",
+    "ci_available", "ci_note", "control_reliance", "study",
+)  # fmt: skip
+
+
+def outcome_table(study: Study) -> list[str]:
+    """Outcome counts per cell: trained / untrained / diverged / failed of the seeds."""
+    runs = V.with_quality(study.runs)
+    factors = study.cell_factors
+    lines = ["| " + " | ".join([*factors, "trained", "untrained", "diverged", "failed"]) + " |"]
+    lines.append("|" + " --- |" * (len(factors) + 4))
+    groups = runs.groupby(factors, sort=True, dropna=False) if factors else [((), runs)]
+    for key, cell in groups:
+        values = [F.fmt(v) if isinstance(v, float) else str(v) for v in np.atleast_1d(key)] if factors else []
+        counts = [int((cell["outcome"] == o).sum()) for o in ("trained", "untrained", "diverged")]
+        counts.append(int((cell["status"] == "failed").sum()))
+        lines.append("| " + " | ".join([*values, *map(str, counts)]) + " |")
+    return lines + [""]
+
+
+def section(claim: Claim, studies: list[Study], docs: Path) -> tuple[list[str], Verdict]:
+    verdict = claim.judge(studies)
     out = [f"## Claim {claim.key}: {claim.title}", ""]
-    comment = [line[2:] for line in (SWEEPS / f"{claim.study}.yaml").read_text().splitlines() if line.startswith("# ")]
-    out += [f"**Study** `sweeps/{claim.study}.yaml` ({len(study.runs)} runs): " + " ".join(comment[1:]), ""]
+    for name, study in zip(claim.studies, studies, strict=True):
+        comment = [line[2:] for line in (SWEEPS / f"{name}.yaml").read_text().splitlines() if line.startswith("# ")]
+        out += [f"**Study** `sweeps/{name}.yaml` ({len(study.runs)} runs): " + " ".join(comment[1:]), ""]
+    out += [f"**{verdict.regime}**", ""]
     out += [f"**Verdict: {verdict.word}.** {verdict.because}", ""]
-    rendered = plots.make_figures(study, docs / "figures" / claim.study, formats=("png",), only=claim.figures)
-    for name, png in rendered.items():
-        out += [f"![{claim.study}: {name}]({png.relative_to(docs).as_posix()})", ""]
-    found = F.effect_findings(claim.derive(study), claim.metric, study.cell_factors, claim.control)
-    counts = {w: sum(f.verdict == w for f in found) for w in ("better", "worse", "no clear difference")}
-    out += [
-        f"Paired comparisons against `{claim.control}` ({F.label(claim.metric)}; "
-        + ", ".join(f"{n} {w}" for w, n in counts.items())
-        + "):",
-        "",
-    ]
-    out += [f"- {f.text}" for f in found] + [""]
+    out += [f"*Rule:* {verdict.rule}", ""]
+    if claim.previous:
+        out += [f"*Before (2026-11-27):* {claim.previous}.", ""]
+    for name, study in zip(claim.studies, studies, strict=True):
+        rendered = plots.make_figures(study, docs / "figures" / name, formats=("png",), only=claim.figures)
+        for figure, png in rendered.items():
+            out += [f"![{name}: {figure}]({png.relative_to(docs).as_posix()})", ""]
+        if claim.regime_figures:
+            out += regime_figures(study, docs / "figures" / name, docs)
+        out += [f"Outcomes per cell of `{name}` (seeds):", ""] + outcome_table(study)
+    for caption, table in verdict.tables:
+        out += cell_lines(caption, table)
     return out, verdict
+
+
+def regime_figures(study: Study, out_dir: Path, docs: Path) -> list[str]:
+    """The lr x warmup phase diagram and the sensitivity curves of a study, saved as PNGs; their markdown."""
+    from analysis import regime_plots
+
+    lr_col = "lr_scale" if "lr_scale" in study.factors else "lr"
+    by = [f for f in study.cell_factors if f not in (lr_col, "warmup", "lr")]
+    lines = []
+    for name, draw in (
+        ("phase_diagram", regime_plots.phase_diagram),
+        ("sensitivity_curves", regime_plots.sensitivity_curves),
+    ):
+        fig = draw(study.runs, lr_col=lr_col, by=by)
+        png = plots.save(fig, out_dir / name, formats=("png",))[0]
+        lines += [f"![{study.runs['study'].iat[0]}: {name}]({png.relative_to(docs).as_posix()})", ""]
+    return lines
+
+
+def reached(verdict: Verdict) -> str:
+    """Whether the claim's regime was reached: "not tested" is exactly "regime not reached" (per arm)."""
+    arms = verdict.word.split("; ")
+    missed = sum(V.NOT_TESTED in arm for arm in arms)
+    return "reached" if missed == 0 else "not reached" if missed == len(arms) else "partly reached"
 
 
 def measured_line(path: Path) -> str:
@@ -461,11 +662,20 @@ def write_findings(docs: Path, studies: Path = REPO / "outputs" / "studies") -> 
         "Effects are paired seed by seed against the control and reported with 95% percentile bootstrap intervals; "
         "a verdict's rule is stated next to it.",
         "",
-        "**Caveats.** Small models (a 2-layer MLP on Gaussian clusters, 1000 steps; for claim 4b a 6-block "
-        "Transformer on a sorting task, 400 steps) on CPU: these are the claims' "
-        "mechanisms at toy scale, not evidence about large models. Seeds are few (3-5); an interval covering zero "
-        "means this study cannot tell, not that there is no effect. The well-tuned rates come from "
-        "`sweeps/lr-tuning.yaml` at warmup=0, which favours no warmup at the tuned rate by construction.",
+        "**How a verdict is reached** (`analysis/verdicts.py`). Each run has an *outcome* beside its status: "
+        "`trained`, `untrained` (finished, but its final held-out loss and accuracy are not clearly better than "
+        "predicting the class frequencies, or the mean) or `diverged` (`ablate/outcome.py`). Runs are compared on "
+        "their final held-out loss capped at that chance loss, a diverged run counting at the cap, so a run that "
+        "learned nothing never passes for a success and a rescued run is never dropped from a pair. A claim is "
+        "judged only in the cells where its control arm (no warmup) *fails* (at least half its seeds untrained or "
+        "diverged): the *regime*, stated first in every section. Verdicts have four outcomes: **supported**, "
+        "**contradicted**, **not tested** (regime not reached: no arm fails without warmup) and **inconclusive** "
+        "(the intervals cover zero); a claim with two arms that come out differently gets one word per arm.",
+        "",
+        "**Caveats.** Small models (an MLP on Gaussian clusters or regressing a random teacher network; a 6-block "
+        "Transformer on a sorting task) on CPU, a few hundred to a thousand steps: these are the claims' mechanisms "
+        "at toy scale, not evidence about large models. Five seeds per cell; an interval covering zero means this "
+        "study cannot tell, not that there is no effect.",
         "",
     ]
     tuned = load_study(studies / "lr-tuning")
@@ -479,17 +689,20 @@ def write_findings(docs: Path, studies: Path = REPO / "outputs" / "studies") -> 
             f"{r.median_final_eval_loss:.4f} | {r.grid} |"
         )
     lines.append("")
-    summary = ["## Summary", "", "| claim | study | verdict |", "| --- | --- | --- |"]
+    summary = ["## Summary", "", "| claim | studies | regime | verdict | before (2026-11-27) |"]
+    summary.append("| --- | --- | --- | --- | --- |")
     sections: list[str] = []
     for claim in CLAIMS:
-        path = studies / claim.study
-        if not path.exists():
-            sections += [f"## Claim {claim.key}: {claim.title}", "", "Not run yet.", ""]
-            summary.append(f"| {claim.key}: {claim.title} | `{claim.study}` | not run yet |")
+        names = ", ".join(f"`{name}`" for name in claim.studies)
+        missing = [name for name in claim.studies if not (studies / name).exists()]
+        if missing:
+            sections += [f"## Claim {claim.key}: {claim.title}", "", f"Not run yet: {', '.join(missing)}.", ""]
+            summary.append(f"| {claim.key}: {claim.title} | {names} | | not run yet | {claim.previous.split(',')[0]} |")
             continue
-        text, verdict = section(claim, load_study(path), docs)
+        text, verdict = section(claim, [load_study(studies / name) for name in claim.studies], docs)
         sections += text
-        summary.append(f"| {claim.key}: {claim.title} | `{claim.study}` | **{verdict.word}** |")
+        before = claim.previous.split(",")[0]
+        summary.append(f"| {claim.key}: {claim.title} | {names} | {reached(verdict)} | **{verdict.word}** | {before} |")
     lines += summary + [""] + sections
     measured = {path.stem: measured_line(path) for path in sorted(SWEEPS.glob("*.yaml"))}
     lines += ["## Wall times (measured when each study ran, recorded in its file)", ""]
@@ -512,7 +725,8 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "analysis.tune", "outputs/studies/lr-tuning", "--write"], cwd=REPO, check=True
         )
         for claim in CLAIMS:
-            ran[claim.study] = run_study(claim.study)
+            for name in claim.studies:
+                ran[name] = run_study(name)
         times = {name: seconds for name, seconds in ran.items() if seconds is not None}
         for name, seconds in times.items():
             record_time(name, seconds)

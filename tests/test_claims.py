@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.claims import by_majority, with_excess_gap
+from analysis.claims import Verdict, joined, reached, with_excess_gap
 
 
 def runs_table() -> pd.DataFrame:
@@ -44,15 +44,10 @@ def test_excess_gap_is_missing_without_a_twin() -> None:
     assert out.loc[(0, "cluster", 0), "skew_excess_gap"] == pytest.approx(0.40)
 
 
-@pytest.mark.parametrize(
-    ("verdicts", "word"),
-    [
-        (["better", "better", "no clear difference"], "supported"),
-        (["worse", "worse", "better"], "contradicted"),
-        (["better", "no clear difference", "no clear difference"], "no clear effect"),
-        (["better", "worse", "no clear difference", "no clear difference"], "depends on"),
-        ([], "no clear effect"),
-    ],
-)
-def test_majority_rule(verdicts: list[str], word: str) -> None:
-    assert by_majority(pd.DataFrame({"verdict": verdicts})) == word
+def test_split_verdicts_name_their_arms_and_the_regime_follows_not_tested() -> None:
+    assert joined({"sgd": "supported", "adam": "supported"}) == "supported"
+    word = joined({"sgd": "supported", "adam": "not tested"})
+    assert word == "supported for sgd; not tested for adam"
+    assert reached(Verdict(word, "", "", "")) == "partly reached"
+    assert reached(Verdict("not tested", "", "", "")) == "not reached"
+    assert reached(Verdict("contradicted", "", "", "")) == "reached"

@@ -132,7 +132,9 @@ class SkewedData:
     held_out: HeldOut
 
 
-def apply_skew(data: Dataset, mode: str, group: int, cue_strength: float, cue_after: str = "kept", seed: int = 0) -> SkewedData:
+def apply_skew(
+    data: Dataset, mode: str, group: int, cue_strength: float, cue_after: str = "kept", seed: int = 0
+) -> SkewedData:
     """The dataset as trained on (with the cue for ``spurious``) and its group-wise held-out split.
 
     ``skew=spurious`` puts the cue ``cue_strength * onehot(label)`` on every training example of the favoured group
