@@ -8,6 +8,7 @@ study. Bad input (not a study, an unknown metric, factor or control) stops with 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import warnings
@@ -26,7 +27,8 @@ CAPTIONS = {
     "trailing mean) against optimizer step, one colour per warmup length; dotted lines mark where each warmup ends.",
     "lr_schedule": "The learning rate the optimizer actually applied (opt/lr, read back each step), per warmup.",
     "sensitivity": "Sensitivity: final held-out loss (median, 95% bootstrap interval over seeds) and share of "
-    "diverged seeds against learning rate, one line per warmup: does warmup widen the usable range?",
+    "diverged seeds against learning rate, one line per warmup: does warmup widen the usable range? (An untrained "
+    "run counts in the loss, not in the share: the outcome table and the phase diagram tell them apart.)",
     "early_overfitting": "Early over-fitting: held-out loss of the early (favoured) group and of the rest over the "
     "skew phase and after, per warmup; the gap at the end of the skew phase and the recovery step against warmup.",
     "mechanism": "Mechanism: update-to-weight ratio, second-moment error, effective step (median, band q10-q90) "
@@ -34,6 +36,9 @@ CAPTIONS = {
     "time_to_target": "Time to target: Kaplan-Meier fraction of seeds that reached the target by step t "
     "(runs that never reach it or diverge are censored, not dropped).",
 }
+
+
+REPORT_FIGURES = ("phase_diagram",)  # drawn by the report's own sections (the regime), not by analysis.plots
 
 
 class UsageError(ValueError):
@@ -55,7 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def numeric_metrics(runs: pd.DataFrame) -> list[str]:
-    return [c for c in F.METRIC_LABELS if c in runs.columns and pd.api.types.is_numeric_dtype(runs[c])]
+    """The summary metrics with a value in some run (a regression study has no accuracy to compare)."""
+    return [
+        c
+        for c in F.METRIC_LABELS
+        if c in runs.columns and pd.api.types.is_numeric_dtype(runs[c]) and runs[c].notna().any()
+    ]
 
 
 def check_metric(study: Study, metric: str) -> None:
@@ -100,19 +110,188 @@ def tally(found: list[F.Finding]) -> str:
     )
 
 
-def counts_table(study: Study) -> pd.DataFrame:
-    counts = Counter(study.runs["status"])
-    rows = [{"status": s, "runs": counts[s]} for s in ("completed", "diverged", "failed", "running") if counts[s]]
-    rows += [
-        {"status": s, "runs": n} for s, n in counts.items() if s not in ("completed", "diverged", "failed", "running")
-    ]
+def counts_table(study: Study, outcomes: pd.Series) -> pd.DataFrame:
+    """Runs per status, with what the runs of each status learned (their outcomes)."""
+    statuses = list(dict.fromkeys(["completed", "diverged", "failed", "running", *study.runs["status"]]))
+    rows = []
+    for status in statuses:
+        mask = study.runs["status"] == status
+        if mask.any():
+            rows.append({"status": status, "runs": int(mask.sum()), "outcome": outcome_words(outcomes[mask])})
     if study.incomplete:
-        rows.append({"status": "incomplete (no result.json)", "runs": len(study.incomplete)})
-    return pd.DataFrame(rows)
+        rows.append({"status": "incomplete (no result.json)", "runs": len(study.incomplete), "outcome": "left out"})
+    return pd.DataFrame(rows, columns=["status", "runs", "outcome"])
 
 
-def build(study: Study, args: argparse.Namespace, out: Path, figures: dict[str, tuple[Path, str]]) -> Document:
+def outcome_words(found: pd.Series) -> str:
+    """``3 trained, 1 untrained``; a failed run has no outcome (it is an error, not a measurement)."""
+    counts = Counter(found)
+    words = {"failed": "no outcome (an error)", "unknown": "unknown (no outcome recorded)"}
+    return ", ".join(f"{counts[o]} {words.get(o, o)}" for o in F.OUTCOME_COLUMNS if counts[o])
+
+
+def value_range(runs: pd.DataFrame, column: str) -> str | None:
+    """``2.3`` or ``0.69 to 2.3`` (per task) for the finite values of a column; None when there are none."""
+    if column not in runs.columns:
+        return None
+    values = pd.to_numeric(runs[column], errors="coerce").dropna()
+    if values.empty:
+        return None
+    low, high = float(values.min()), float(values.max())
+    return F.fmt(low) if F.fmt(low) == F.fmt(high) else f"{F.fmt(low)} to {F.fmt(high)} (per task)"
+
+
+def outcome_rule(runs: pd.DataFrame) -> str:
+    """The sentence that says what the outcomes mean, with the study's chance levels (accuracy only if measured)."""
+    levels = []
+    loss = value_range(runs, "chance_loss")
+    if loss:
+        levels.append(f"held-out loss {loss} {F.LOSS_UNIT['unit']}")
+    acc = value_range(runs, "chance_acc") if F.has_accuracy(runs) else None
+    if acc:
+        levels.append(f"accuracy {acc}")
+    chance = f" (chance level here: {', '.join(levels)})" if levels else ""
+    return (
+        f"Outcome (`ablate/outcome.py`): `trained` = finished clearly better than chance on the held-out set{chance}; "
+        "`untrained` = finished but not clearly better than chance: it learned nothing worth the name and is never "
+        "counted as a success; `diverged` = the loss went non-finite or exploded; a failed run has no outcome."
+    )
+
+
+def skewed_runs(runs: pd.DataFrame, kinds: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The runs with a data skew (``skew`` other than ``none``; only ``kinds`` when given)."""
+    if "skew" not in runs.columns:
+        return runs.iloc[:0]
+    skew = runs["skew"].astype("str")
+    return runs[skew.isin(kinds)] if kinds else runs[runs["skew"].notna() & (skew != "none")]
+
+
+def has_values(runs: pd.DataFrame, column: str) -> bool:
+    return column in runs.columns and bool(pd.to_numeric(runs[column], errors="coerce").notna().any())
+
+
+LR_COLUMNS = ("lr", "lr_scale", "lr_sharpness_multiple")  # the learning-rate axis, in order of preference
+MIN_REGIME_RATES = 3
+
+
+def regime_axis(study: Study) -> tuple[str | None, str]:
+    """``(lr column, "")`` when the study crosses >= 3 learning rates with warmup lengths, else ``(None, why)``.
+
+    The column is the first of ``LR_COLUMNS`` the study sweeps (a factor); else the first whose values vary.
+    """
+    runs = study.runs
+    if "warmup" not in study.factors:
+        return None, "warmup does not vary"
+    swept = [c for c in LR_COLUMNS if c in study.factors]
+    varying = [c for c in LR_COLUMNS if c in runs.columns and pd.to_numeric(runs[c], errors="coerce").nunique() > 1]
+    if not (swept or varying):
+        return None, "the learning rate does not vary (lr, lr_scale or lr_sharpness_multiple)"
+    column = (swept or varying)[0]
+    n_rates = pd.to_numeric(runs[column], errors="coerce").nunique()
+    if n_rates < MIN_REGIME_RATES:
+        return None, f"{n_rates} values of {column}: the stable-lr analysis needs at least {MIN_REGIME_RATES} rates"
+    return column, ""
+
+
+def text_of(value: object) -> str:
+    """A note as text: ``""`` for a missing one (NaN after a merge)."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def regime_section(doc: Document, study: Study, out: Path, formats: tuple[str, ...], draw: bool) -> str | None:
+    """The lr x warmup regime (``analysis.regime``): sentences, table, phase diagram. None, or why it is left out."""
+    lr_col, why = regime_axis(study)
+    if lr_col is None:
+        return why
+    from analysis import regime as R
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table, sensitivity, stable = R.regime_table(study.runs, lr_col)
+        except R.UsageError as err:
+            return str(err)
+    doc.h2(f"Learning-rate regime: the stable rate per warmup ({lr_col} x warmup)")
+    doc.p(
+        f"`lr*(W)`: the largest grid value of `{lr_col}` at which every seed with warmup W trained, there and at every "
+        "smaller rate (`≥`: censored, the true value is at least this). Ratio: geometric mean over seeds of "
+        "`lr*_s(W) / lr*_s(0)` with its 95% bootstrap interval. LR sensitivity (Wortsman et al. 2023): the expected "
+        "excess final loss over a log-uniform rate of the grid, capped at the initial loss; lower is more robust. "
+        "Rules: `docs/regime.md`."
+    )
+    by, warmup = stable.by, stable.warmup_col
+    sentences, warnings_seen, shown = [], [], []
+    for key, cell in stats.cells(table, by):
+        where = f"`{F.cell_text(key, by)}`: " if by else ""
+        grid = stable.grids[tuple(key.values())]
+        warning = R.grid_warning(grid, F.cell_text(key, by) if by else "")
+        if warning:
+            warnings_seen.append(warning.removeprefix("warning: "))
+        for _, row in cell.iterrows():
+            w = row[warmup]
+            lr_star = ("≥" if row["censored"] else "") + R.fmt(row["lr_star"])
+            is_control = R.is_number(w) and float(w) == 0
+            ratio = "" if is_control else R.interval_text(row["ratio"], row["ratio_low"], row["ratio_high"])
+            if not is_control and "ratio" in row and math.isfinite(row["ratio"]):
+                n = int(row["ratio_n"])
+                censored = f" ({text_of(row.get('ratio_note'))})" if text_of(row.get("ratio_note")) else ""
+                sentences.append(f"{where}lr*(W={w})/lr*(0) = {ratio} over {n} seed{'s' if n != 1 else ''}{censored}.")
+            elif not is_control:
+                reason = text_of(row.get("ratio_note")) or text_of(row["lr_star_note"]) or "no paired values"
+                sentences.append(f"{where}lr*(W={w})/lr*(0): no value ({reason}).")
+            shown.append(
+                {
+                    **key,
+                    "W": w,
+                    "seeds": row["n_seeds"],
+                    "lr*(W)": lr_star,
+                    "lr*/lr*(0) [95% CI]": ratio or "-",
+                    "LR sensitivity [95% CI]": R.interval_text(
+                        row["sensitivity"], row["sensitivity_low"], row["sensitivity_high"], ".3f"
+                    ),
+                    "note": text_of(row["lr_star_note"]),
+                }
+            )
+    doc.ul(sentences)
+    doc.ul([f"warning: {w}" for w in warnings_seen])
+    doc.ul([f"note: {w.message}" for w in caught[:5]])
+    shown_table = pd.DataFrame(shown)
+    doc.table(shown_table if shown_table["note"].astype(bool).any() else shown_table.drop(columns=["note"]))
+    table.to_csv(out / "tables" / "regime.csv", index=False)
+    sensitivity.to_csv(out / "tables" / "lr_sensitivity.csv", index=False)
+    stable.per_seed.to_csv(out / "tables" / "stable_lr_per_seed.csv", index=False)
+    if draw:
+        from analysis import regime_plots
+        from analysis.plots import save
+
+        with warnings.catch_warnings():  # the same warnings as above, already in the report
+            warnings.simplefilter("ignore")
+            fig = regime_plots.phase_diagram(study.runs, lr_col, by, warmup)
+        paths = save(fig, out / "figures" / "phase_diagram", formats)
+        doc.figure(
+            next(p for p in paths if p.suffix == ".png"),
+            f"Phase diagram: the majority outcome of the seeds per {lr_col} x warmup cell (green trained, grey "
+            "untrained, vermillion diverged; pale where the seeds disagree, with k/n trained); the number is the "
+            "median final held-out loss; the black bar closes the stable range, lr*(W) is the column to its left.",
+        )
+    return None
+
+
+def build(
+    study: Study,
+    args: argparse.Namespace,
+    out: Path,
+    figures: dict[str, tuple[Path, str]],
+    skipped: dict[str, str] | None = None,
+    formats: tuple[str, ...] = ("png",),
+    draw_regime: bool = True,
+) -> Document:
+    """The report: runs and outcomes, design, findings, the lr regime, figures, tables; each part only where the
+    study has what it needs (a skew for early over-fitting, ``skew=spurious`` for the cue, an accuracy for
+    accuracy, a divergence for the divergence findings, >= 3 rates crossed with warmup for the regime)."""
     runs, factors = study.runs, study.cell_factors
+    F.set_loss_unit(runs)
+    outcomes = F.run_outcomes(runs)
     names = ", ".join(sorted(set(runs["study"])))
     doc = Document(f"Warmup ablation report: {names}")
     seeds = runs.groupby(factors)["seed"].nunique() if factors else pd.Series([runs["seed"].nunique()])
@@ -125,10 +304,24 @@ def build(study: Study, args: argparse.Namespace, out: Path, figures: dict[str, 
         f"{f'`{control}`' if control else 'no control (no factor with a natural control varies)'}."
     )
     doc.h2("Runs")
-    doc.table(counts_table(study))
+    doc.table(counts_table(study, outcomes))
+    with_result = runs["status"].isin(list(stats.RESULT_STATUSES))
+    doc.p(outcome_rule(runs))
+    unknown = int((outcomes == F.NO_OUTCOME).sum())
+    if unknown:
+        doc.p(
+            f"{unknown} run{'s' if unknown != 1 else ''} record no outcome and no chance level (written before "
+            "outcomes existed): counted as `unknown`, not as trained."
+        )
     failed = runs[runs["status"] == "failed"]
     doc.ul([f"failed: `{r['run']}`: {r['error']}" for _, r in failed.iterrows()])
     doc.ul([f"incomplete (no result.json, left out): `{p}`" for p in study.incomplete])
+    if factors:
+        doc.h3("Outcomes per cell")
+        doc.p("Runs per cell (seeds, failed ones included) and what they learned, out of those runs.")
+        counts = F.outcome_counts(runs, outcomes, factors)
+        counts.to_csv(out / "tables" / "outcomes_by_cell.csv", index=False)
+        doc.table(counts)
     doc.h2("Design")
     doc.ul(
         [f"`{f}`: {', '.join(str(v) for v in sorted(runs[f].dropna().unique(), key=natural))}" for f in study.factors]
@@ -150,42 +343,89 @@ def build(study: Study, args: argparse.Namespace, out: Path, figures: dict[str, 
         )
         if f in runs.columns and f not in study.factors and runs[f].nunique() == 1
     ]
-    doc.p("Fixed: " + ", ".join(f"`{f}={runs[f].iloc[0]}`" for f in fixed) + ".")
+    if fixed:
+        doc.p("Fixed: " + ", ".join(f"`{f}={runs[f].iloc[0]}`" for f in fixed) + ".")
 
     doc.h2("Findings")
-    listed: list[F.Finding] = []
+    n_blocks = len(doc.blocks)
     if control:
+        found, same, all_trained = F.outcome_findings(runs, outcomes, factors, control)
+        if found:
+            doc.h3(f"Outcomes against `{control}`")
+            see = "; see the phase diagram" if regime_axis(study)[0] else ""
+            plural = "s" if len(found) != 1 else ""
+            doc.p(f"{len(found)} comparison{plural} where the outcomes differ (k/n: trained of the cell's runs{see}).")
+            rest = "every run trained in both arms" if all_trained else "the same outcome counts in both arms"
+            other = f"The other {same} comparisons" if same != 1 else "The other comparison"
+            doc.ul([f.text for f in found] + ([f"{other}: {rest}."] if same else []))
+        listed = F.effect_findings(runs, args.metric, factors, control, figure="convergence", outcomes=outcomes)
         doc.h3(f"{F.label(args.metric).capitalize()} against `{control}`")
-        listed = F.effect_findings(runs, args.metric, factors, control, figure="convergence")
         if listed:
-            doc.p(tally(listed) + " (see the convergence figure).")
+            compared = outcomes[with_result]
+            if compared.eq("trained").all():
+                trained_note = " Every run compared trained."
+            else:
+                trained_note = (
+                    " Runs that did not train are counted arm by arm (an untrained run's final value is compared like "
+                    "any other; a diverged run has none)."
+                )
+            doc.p(tally(listed) + " (see the convergence figure)." + trained_note)
         doc.ul([f.text for f in listed] or ["no pair of runs to compare"])
-        skewed = "skew_gap_end" in runs and runs["skew_gap_end"].notna().any()
-        if skewed and control.startswith("warmup="):
-            doc.h3("Early over-fitting: gap between the early group and the rest at the end of the skew phase")
-            gaps = F.effect_findings(runs, "skew_gap_end", factors, control, "early_overfitting")
+        skewed = skewed_runs(runs)
+        if control.startswith("warmup=") and has_values(skewed, "skew_gap_end"):
+            gaps = F.effect_findings(
+                skewed, "skew_gap_end", factors, control, "early_overfitting", outcomes[skewed.index]
+            )
             if gaps:
+                doc.h3("Early over-fitting: gap between the early group and the rest at the end of the skew phase")
                 doc.p(tally(gaps) + " (a smaller gap is better; see the early over-fitting figure).")
-            doc.ul([f.text for f in gaps])
-    doc.h3("Divergence")
-    doc.ul([f.text for f in F.divergence_findings(runs, factors)])
-    if args.target_metric in study.history.columns:
-        found, medians, target = F.time_to_target_findings(
+                doc.ul([f.text for f in gaps])
+        cued = skewed_runs(runs, ("spurious",))
+        if control.startswith("warmup=") and has_values(cued, "cue_reliance_end"):
+            cues = F.effect_findings(
+                cued, "cue_reliance_end", factors, control, "early_overfitting", outcomes[cued.index]
+            )
+            if cues:
+                doc.h3("Cue reliance at the end of the skew phase (`skew=spurious`)")
+                doc.p(tally(cues) + " (less reliance on the cue is better; see the early over-fitting figure).")
+                doc.ul([f.text for f in cues])
+    if (runs["status"] == "diverged").any():  # nothing diverged: the runs table says so, no line here
+        doc.h3("Divergence")
+        doc.ul([f.text for f in F.divergence_findings(runs, factors)])
+    if args.target_metric in study.history.columns and study.history[args.target_metric].notna().any():
+        found_t, medians, target = F.time_to_target_findings(
             runs, study.history, args.target_metric, factors, args.target
         )
         doc.h3(f"Time to target: {F.label(args.target_metric)} reaching {F.fmt(target)}")
-        doc.ul([f.text for f in found])
+        doc.ul([f.text for f in found_t])
         medians.to_csv(out / "tables" / "time_to_target.csv", index=False)
+    if len(doc.blocks) == n_blocks:
+        doc.p("No comparison applies: no factor with a natural control varies and nothing diverged.")
+
+    not_regime = regime_section(doc, study, out, formats, draw_regime)
 
     doc.h2("Figures")
     for png, caption in figures.values():
         doc.figure(png, caption)
+    not_drawn = {**(skipped or {}), **({"phase_diagram": not_regime} if not_regime and draw_regime else {})}
+    if not_drawn:
+        doc.p("Figures not drawn: " + "; ".join(f"{n}: {why}" for n, why in not_drawn.items()) + ".")
 
     doc.h2("Tables")
     table = stats.aggregate(runs, args.metric, factors)
     table.to_csv(out / "tables" / f"{args.metric}_by_cell.csv", index=False)
-    shown = table[[*factors, "n", "median", "median_low", "median_high", "iqm", "iqm_low", "iqm_high", "ci_note"]]
-    doc.p(f"{F.label(args.metric).capitalize()} per cell: median and IQM over seeds with 95% intervals.")
+    untrained = F.outcome_counts(runs[with_result], outcomes[with_result], factors)[[*factors, "untrained"]]
+    if factors:
+        table = table.merge(untrained, on=factors, how="left")
+    else:
+        table["untrained"] = int(untrained["untrained"].sum())
+    shown = table[
+        [*factors, "n", "untrained", "median", "median_low", "median_high", "iqm", "iqm_low", "iqm_high", "ci_note"]
+    ]
+    doc.p(
+        f"{F.label(args.metric).capitalize()} per cell: median and IQM over seeds with 95% intervals; `n` values "
+        "(diverged runs have none), of which `untrained` did not train."
+    )
     doc.table(shown)
     if control:
         effects = stats.paired_effects(
@@ -193,7 +433,7 @@ def build(study: Study, args: argparse.Namespace, out: Path, figures: dict[str, 
         )
         effects.to_csv(out / "tables" / f"{args.metric}_paired_effects.csv", index=False)
     stats.divergence_rate(runs, factors).to_csv(out / "tables" / "divergence_rate.csv", index=False)
-    runs.to_csv(out / "tables" / "runs.csv", index=False)
+    runs.assign(report_outcome=outcomes).to_csv(out / "tables" / "runs.csv", index=False)
     return doc
 
 
@@ -211,16 +451,17 @@ def main(argv: list[str] | None = None) -> int:
         from analysis import plots
 
         only = args.figures.split(",") if args.figures else None
-        unknown = sorted(set(only or []) - set(plots.FIGURES))
+        known = [*plots.FIGURES, *REPORT_FIGURES]
+        unknown = sorted(set(only or []) - set(known))
         if unknown:
-            raise UsageError(f"--figures {','.join(unknown)}: unknown; figures: {', '.join(plots.FIGURES)}")
+            raise UsageError(f"--figures {','.join(unknown)}: unknown; figures: {', '.join(known)}")
         formats = tuple(dict.fromkeys(["png", *args.formats.split(",")]))
         options = {"time_to_target": {"metric": args.target_metric, "target": args.target}}
-        rendered = plots.make_figures(study, out / "figures", formats=formats, only=only, options=options)
+        drawn = None if only is None else [n for n in only if n in plots.FIGURES]
+        rendered = plots.make_figures(study, out / "figures", formats=formats, only=drawn, options=options)
         figures = {name: (png, CAPTIONS.get(name, name)) for name, png in rendered.items()}
-        doc = build(study, args, out, figures)
-        if rendered.skipped:
-            doc.p("Figures not drawn: " + "; ".join(f"{n}: {why}" for n, why in rendered.skipped.items()) + ".")
+        draw_regime = only is None or "phase_diagram" in only
+        doc = build(study, args, out, figures, rendered.skipped, formats, draw_regime)
         md, page = write(doc, out)
     except (StudyError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)

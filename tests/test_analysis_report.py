@@ -41,7 +41,9 @@ def test_report_from_a_real_study(study: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = study / "report"
     md = (report / "report.md").read_text()
-    assert "| completed | 4 |" in md
+    assert re.search(r"\| completed \| 4 \| (4 trained|\d trained, \d untrained|4 untrained) \|", md), md
+    assert "### Outcomes per cell" in md and "| warmup | runs | trained | untrained | diverged | failed |" in md
+    assert "## Learning-rate regime" not in md  # one learning rate: no regime section
     assert "- `warmup`: 0, 20" in md and "- `seed`: 0, 1" in md
     assert re.search(r"1 comparison: 1 (better|worse|no clear difference)", md)
     finding = re.search(
