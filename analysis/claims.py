@@ -169,9 +169,50 @@ def with_excess_gap(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     return out
 
 
+RECOVERY_TOLERANCE = 0.05  # within 5% of the twin's held-out loss = recovered
+
+
+def recovery_vs_twin(study: Study, tolerance: float = RECOVERY_TOLERANCE) -> pd.Series:
+    """Per run (index: ``run``): the first eval step ``s >= skew_end_step`` from which the run's held-out loss stays
+    within ``tolerance`` (relative) of its ``skew=none`` twin's at every later common eval step:
+    ``|L(s') - L_twin(s')| <= tolerance * L_twin(s')`` for all ``s' >= s``. NaN for unskewed runs, runs without a
+    twin and runs that never recover. Unlike the run's own ``rest_recovery_step`` (against its own final value,
+    which measures convergence as much as recovery), this asks when the skewed start stops mattering.
+    """
+    runs, history = study.runs, study.history
+    factors = [f for f in study.factors if f not in ("skew", "skew.steps")]
+    curves = {
+        run: frame.set_index("step")["eval/loss"].dropna()
+        for run, frame in history[["run", "step", "eval/loss"]].groupby("run", observed=True)
+    }
+    twins = runs[runs["skew"] == "none"]
+    out = pd.Series(np.nan, index=runs["run"].to_numpy(), dtype="float64")
+    for _, row in runs[runs["skew"] != "none"].iterrows():
+        match = twins
+        for f in factors:
+            match = match[stats.equals_value(match[f], row[f])]
+        if match.empty or row["run"] not in curves or pd.isna(row.get("skew_end_step")):
+            continue
+        mine, twin = curves[row["run"]], curves.get(match["run"].iat[0])
+        if twin is None:
+            continue
+        common = mine.index.intersection(twin.index)
+        common = common[common >= row["skew_end_step"]]
+        close = (mine[common] - twin[common]).abs() <= tolerance * twin[common].abs()
+        recovered = np.nan
+        for step in reversed(common):
+            if not close[step]:
+                break
+            recovered = float(step)
+        out[row["run"]] = recovered
+    return out
+
+
 def skewed_runs(study: Study) -> pd.DataFrame:
-    """The skewed runs of a study, with their ``skew_excess_gap`` (``with_excess_gap``)."""
+    """The skewed runs of a study, with their ``skew_excess_gap`` (``with_excess_gap``) and
+    ``recovery_vs_twin_step`` (``recovery_vs_twin``)."""
     runs = with_excess_gap(study.runs, study.factors)
+    runs["recovery_vs_twin_step"] = recovery_vs_twin(study).reindex(runs["run"]).to_numpy()
     return runs[runs["skew"] != "none"]
 
 
@@ -230,6 +271,17 @@ def skew(studies: list[Study]) -> Verdict:
         because += (
             " Gap the skew adds, mean over cells and seeds (nats): "
             + ", ".join(f"W={w}: {F.fmt(v)}" for w, v in excess.items())
+            + "."
+        )
+        recovered = skewed.groupby("warmup")["recovery_vs_twin_step"].agg(["median", "count", "size"])
+        because += (
+            f" Recovery (held-out loss within {RECOVERY_TOLERANCE:.0%} of the skew=none twin's from then on), median "
+            "step: "
+            + ", ".join(
+                f"W={w}: {F.fmt(r['median']) if r['count'] else 'never'} "
+                f"({int(r['count'])}/{int(r['size'])} runs recover)"
+                for w, r in recovered.iterrows()
+            )
             + "."
         )
     n_cells = len(cells.drop_duplicates(subset=others)) if others and not cells.empty else min(len(cells), 1)

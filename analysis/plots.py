@@ -619,14 +619,14 @@ def status_rank(status: str) -> int:
 
 
 def sensitivity(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "final_eval_loss") -> Figure:
-    """Final held-out loss and divergence rate against peak learning rate, one line per warmup.
+    """Final held-out loss and the share of seeds that did not train against peak learning rate, one line per warmup.
 
     Does warmup widen the range of usable learning rates? Top: ``metric`` (default ``final_eval_loss``), median
     over the seeds that did not diverge with its 95% percentile bootstrap interval (``stats.aggregate``);
-    a cell where every seed diverged is an x on the top edge of the panel. Bottom: the share of seeds that diverged
-    (``stats.divergence_rate``), each non-zero share labelled ``k/n`` (with few seeds a count says more than an
-    interval; ``stats.divergence_rate`` also gives the Wilson interval). x: learning rate, log scale. One panel per
-    optimizer (x other varying factors); raises FigureSkipped when no panel has two learning rates.
+    a cell where every seed diverged is an x on the top edge of the panel. Bottom: the share of seeds whose outcome
+    is not ``trained`` (untrained: no better than chance, or diverged; ``not_trained_rate``), each non-zero share
+    labelled ``k/n`` (with few seeds a count says more than an interval). x: learning rate, log scale. One panel
+    per optimizer (x other varying factors); raises FigureSkipped when no panel has two learning rates.
     """
     colors = warmup_colors(runs["warmup"])
     usable = result_runs(runs)
@@ -636,7 +636,7 @@ def sensitivity(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "fin
         raise FigureSkipped("learning rate does not vary within an optimizer: no sensitivity curve")
     by = [*factors, "warmup", "lr"]
     summary = stats.aggregate(usable, metric, by)
-    divergence = stats.divergence_rate(usable, by)
+    divergence = not_trained_rate(usable, by)
     fig, axes = new_figure(2, len(panels), sharex="col", height_ratios=(2, 1))
     fig.set_figheight(PANEL_SIZE_IN[1] * 1.6 + 0.8)
     offsets = jitter_factors(usable["warmup"].unique())
@@ -672,9 +672,9 @@ def sensitivity(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "fin
             rates = divergence[rows_matching(divergence, panel.key) & (divergence["warmup"] == warmup)]
             rates = rates.sort_values("lr")
             bottom.plot(rates["lr"] * offsets[warmup], rates["rate"], color=color, marker="o", markersize=4)
-            for _, cell_rate in rates[rates["n_diverged"] > 0].iterrows():
+            for _, cell_rate in rates[rates["n_not_trained"] > 0].iterrows():
                 bottom.annotate(
-                    f"{cell_rate['n_diverged']}/{cell_rate['n_runs']}",
+                    f"{cell_rate['n_not_trained']}/{cell_rate['n_runs']}",
                     (cell_rate["lr"] * offsets[warmup], cell_rate["rate"]),
                     textcoords="offset points",
                     xytext=(-4, -4),
@@ -693,7 +693,7 @@ def sensitivity(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "fin
             ax.grid(True, alpha=0.3)
         if col == 0:
             top.set_ylabel(f"{metric_name(metric)} (nats)" if metric.endswith("loss") else metric_name(metric))
-            bottom.set_ylabel("diverged (share)")
+            bottom.set_ylabel("not trained (share)")
     handles: list[Any] = warmup_handles(usable, colors, note_divergence=False)
     handles.append(
         Line2D([], [], color="#444444", marker="x", linestyle="none", markersize=8, label="every seed diverged")
@@ -705,6 +705,21 @@ def sensitivity(runs: pd.DataFrame, history: pd.DataFrame, *, metric: str = "fin
     how += "median of the seeds that did not diverge, bars: 95% bootstrap CI" if high > 1 else "of the one seed"
     set_title(fig, "Learning-rate sensitivity by warmup length", how)
     return fig
+
+
+def not_trained_rate(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per cell of ``by``: ``n_runs``, ``n_not_trained`` (outcome ``untrained`` or ``diverged``; records without an
+    outcome: diverged ones) and ``rate = n_not_trained / n_runs``."""
+    if "outcome" in runs and runs["outcome"].notna().any():
+        failed = runs["outcome"].astype("object") != "trained"
+    else:
+        failed = runs["status"] == "diverged"
+    frame = runs.assign(_failed=failed.to_numpy())
+    grouped = frame.groupby(list(by), dropna=False, observed=True)["_failed"].agg(["sum", "count"]).reset_index()
+    grouped = grouped.rename(columns={"sum": "n_not_trained", "count": "n_runs"})
+    grouped["n_not_trained"] = grouped["n_not_trained"].astype(int)
+    grouped["rate"] = grouped["n_not_trained"] / grouped["n_runs"]
+    return grouped
 
 
 def metric_name(metric: str) -> str:

@@ -350,3 +350,18 @@ def test_save_writes_each_format(tmp_path: Path) -> None:
     assert paths == [tmp_path / "sub" / "schedule.v1.png", tmp_path / "sub" / "schedule.v1.svg"]
     assert paths[0].read_bytes().startswith(PNG_MAGIC)
     assert "<svg" in paths[1].read_text(encoding="utf-8")
+
+
+def test_not_trained_share_counts_untrained_and_diverged_runs() -> None:
+    runs = pd.DataFrame(
+        {
+            "lr": [0.1, 0.1, 1.0, 1.0],
+            "warmup": [0, 0, 0, 0],
+            "status": ["completed", "completed", "completed", "diverged"],
+            "outcome": ["trained", "untrained", "untrained", "diverged"],
+        }
+    )
+    table = plots.not_trained_rate(runs, ["warmup", "lr"])
+    assert table["n_not_trained"].tolist() == [1, 2] and table["rate"].tolist() == [0.5, 1.0]
+    old = runs.drop(columns="outcome")  # records from before outcomes: only divergence counts
+    assert plots.not_trained_rate(old, ["warmup", "lr"])["n_not_trained"].tolist() == [0, 1]
