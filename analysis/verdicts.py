@@ -158,6 +158,16 @@ def compare(runs: pd.DataFrame, factors: Sequence[str], control: str) -> pd.Data
     return pd.DataFrame(rows, columns=columns)
 
 
+def best_per_cell(table: pd.DataFrame, others: Sequence[str]) -> pd.DataFrame:
+    """One row per cell of ``others``: the treatment with the lowest mean capped-loss difference (the best warmup
+    of the grid there), so a cell counts once however many warmup lengths it tried."""
+    if table.empty:
+        return table
+    if not others:
+        return table.loc[[table["mean_diff"].idxmin()]]
+    return table.loc[table.groupby(list(others), dropna=False)["mean_diff"].idxmin()]
+
+
 def aggregate(right: int, wrong: int, in_regime: int) -> str:
     """The claim-level word from counts of in-regime cells the claim predicts right / wrong (module docstring)."""
     if in_regime == 0:
