@@ -1,7 +1,8 @@
 """``python -m analysis.tune <lr-tuning study> [--write]``: each optimizer's tuned learning rate.
 
-Rule: among the learning rates where every seed completed (none diverged or failed), the one with the lowest
-median final held-out loss over seeds. ``--write`` puts it into ``conf/optimizer/<name>.yaml`` as ``tuned_lr``
+Rule: among the learning rates where every seed trained (outcome ``trained``: none diverged, failed or ended no
+better than chance; records without an outcome: every seed completed), the one with the lowest median final
+held-out loss over seeds. ``--write`` puts it into ``conf/optimizer/<name>.yaml`` as ``tuned_lr``
 (with the study and the value in a comment), which the named studies use as their "well-tuned" rate
 (``lr: ${ablate_mul:${optimizer.tuned_lr},${lr_scale}}``). A rate at the edge of the grid is flagged: the
 optimum may lie outside it.
@@ -25,10 +26,11 @@ METRIC = "final_eval_loss"
 def tuned_rates(runs: pd.DataFrame) -> pd.DataFrame:
     """Per optimizer: the tuned rate, its median loss, the grid, and whether the choice sits at the grid's edge."""
     rows = []
+    runs = runs.assign(_ok=runs["outcome"] == "trained" if "outcome" in runs else runs["status"] == "completed")
     for optimizer, runs_of in runs.groupby("optimizer"):
         per_lr = runs_of.groupby("lr").agg(
             n=("status", "size"),
-            all_completed=("status", lambda s: bool((s == "completed").all())),
+            all_completed=("_ok", "all"),
             median_loss=(METRIC, "median"),
         )
         usable = per_lr[per_lr["all_completed"]]

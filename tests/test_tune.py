@@ -51,3 +51,11 @@ def test_write_replaces_only_the_tuned_line(tmp_path: Path, monkeypatch: pytest.
         text.splitlines()[2] == "tuned_lr: 0.3  # python -m analysis.tune lr-tuning: median final held-out loss 0.2812"
     )
     assert text.splitlines()[3] == "weight_decay: 0.0"
+
+
+def test_a_rate_where_a_seed_ended_untrained_is_not_usable() -> None:
+    table = runs()
+    table["outcome"] = ["trained" if s == "completed" else "diverged" for s in table["status"]]
+    table.loc[(table["lr"] == 0.1) & (table["seed"] == 2), "outcome"] = "untrained"  # completed, learned nothing
+    best = tune.tuned_rates(table).set_index("optimizer")
+    assert best.loc["sgd", "tuned_lr"] == 0.01
