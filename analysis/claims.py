@@ -37,6 +37,12 @@ METRIC = "final_eval_loss"
 EPOCH_STEPS = 128  # 8192 training examples / batch 64, the default clusters data
 
 
+def steps_text(value: object) -> str:
+    """A step count as written in the grid: ``128``, not ``128.0``."""
+    number = float(value)  # type: ignore[arg-type]
+    return str(int(number)) if number.is_integer() else str(value)
+
+
 def effects(runs: pd.DataFrame, factors: list[str], control: str, metric: str) -> pd.DataFrame:
     """Paired effects of ``metric`` against ``control`` (``stats.paired_effects``), measured cells only."""
     table = stats.paired_effects(runs, metric, factors, control, higher_better=bool(F.higher_better(metric)))
@@ -266,12 +272,12 @@ def skew(studies: list[Study]) -> Verdict:
         for key, cell in means.groupby(others) if others else [((), means)]:
             top = cell.loc[cell["cue_reliance_end"].idxmin()]
             label = ", ".join(f"{f}={v}" for f, v in zip(others, np.atleast_1d(key), strict=True))
-            best.append(f"{label}: W={top['warmup']} ({F.fmt(top['cue_reliance_end'])})")
+            best.append(f"{label}: W={steps_text(top['warmup'])} ({F.fmt(top['cue_reliance_end'])})")
         because += f" Lowest mean reliance (one epoch = {EPOCH_STEPS} steps): " + "; ".join(best) + "."
         excess = skewed.groupby("warmup")["skew_excess_gap"].mean()
         because += (
             " Gap the skew adds, mean over cells and seeds (nats): "
-            + ", ".join(f"W={w}: {F.fmt(v)}" for w, v in excess.items())
+            + ", ".join(f"W={steps_text(w)}: {F.fmt(v)}" for w, v in excess.items())
             + "."
         )
         recovered = skewed.groupby("warmup")["recovery_vs_twin_step"].agg(["median", "count", "size"])
@@ -279,7 +285,7 @@ def skew(studies: list[Study]) -> Verdict:
             f" Recovery (held-out loss within {RECOVERY_TOLERANCE:.0%} of the skew=none twin's from then on), median "
             "step: "
             + ", ".join(
-                f"W={w}: {F.fmt(r['median']) if r['count'] else 'never'} "
+                f"W={steps_text(w)}: {F.fmt(r['median']) if r['count'] else 'never'} "
                 f"({int(r['count'])}/{int(r['size'])} runs recover)"
                 for w, r in recovered.iterrows()
             )

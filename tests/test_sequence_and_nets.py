@@ -163,3 +163,43 @@ def test_pre_ln_transformer_learns_to_sort() -> None:
     with torch.no_grad():
         acc = (model.eval()(data.eval_x).argmax(-1) == data.eval_y).float().mean().item()
     assert acc > 0.5, acc  # about 0.91 with seeds 0-2; chance 0.0625, the per-position guess about 0.12
+
+
+def test_reverse_task_targets_are_the_reversed_inputs() -> None:
+    data = make_sort_task(0, 16, 8, 5, 10, 2, task="reverse")
+    assert torch.equal(data.train_y, data.train_x.flip(1)) and data.name == "reverse"
+
+
+def test_lm_format_is_x_sep_y_scored_on_y_only() -> None:
+    data = make_sort_task(0, 16, 8, 5, 10, 2, task="sort", fmt="lm")
+    x, y = data.train_x, data.train_y
+    assert x.shape == y.shape == (16, 10) and data.n_classes == 11  # 2L positions; vocabulary + SEP
+    assert (x[:, 5] == 10).all()  # SEP after the L input tokens
+    assert (y[:, :5] == -100).all()  # the prompt is not scored
+    assert torch.equal(y[:, 5:], torch.sort(x[:, :5], dim=1).values)  # the answer: sort(x)
+    assert torch.equal(x[:, 6:], y[:, 5:-1])  # teacher forcing: the input is the target shifted by one
+
+
+def test_causal_attention_cannot_see_the_future() -> None:
+    torch.manual_seed(0)
+    model = Transformer(8, 6, 16, 2, 2, "pre", ffn_width=24, causal=True).eval()
+    x = torch.randint(0, 8, (3, 6))
+    changed = x.clone()
+    changed[:, 4:] = (changed[:, 4:] + 1) % 8  # change only the last two positions
+    with torch.no_grad():
+        a, b = model(x), model(changed)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6)  # earlier positions do not see the change
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+    assert model.blocks[0].mlp[0].out_features == 24  # ffn_width
+
+
+def test_scored_loss_and_accuracy_skip_ignored_targets() -> None:
+    from ablate import objective
+
+    logits = torch.tensor([[[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]]])  # predicts 0, 1, 0
+    y = torch.tensor([[-100, 1, 1]])  # first position not scored; 1 right, 1 wrong of the scored
+    assert objective.accuracy("classification", logits, y).item() == pytest.approx(0.5)
+    assert objective.per_example_correct("classification", logits, y).tolist() == [0.5]
+    expected = (F.cross_entropy(logits[0, 1:], y[0, 1:], reduction="sum") / 2).item()
+    assert objective.per_example_loss("classification", logits, y).item() == pytest.approx(expected)
+    assert objective.loss("classification", logits, y).item() == pytest.approx(expected)

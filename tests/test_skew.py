@@ -156,3 +156,26 @@ def test_summary_rows_are_in_run_order_past_ten(tmp_path) -> None:
         (tmp_path / str(job)).mkdir()
         (tmp_path / str(job) / "result.json").write_text(json.dumps({"job": job}))
     assert [r["job"] for _, r in run_records(tmp_path)] == [0, 1, 2, 10, 11]
+
+
+@pytest.mark.parametrize("cue_after", ["removed", "shuffled"])
+def test_a_transient_cue_is_on_the_skewed_batches_only(cue_after: str) -> None:
+    from ablate.train import train_inputs
+
+    config = make_config(
+        "skew=spurious", f"skew.cue_after={cue_after}", "skew.steps=5", "skew.cue_strength=10", "tracker=local"
+    )
+    parts = build(config, torch.device("cpu"))
+    favoured = parts.data.train_group == config.skew.group
+    n_classes = parts.data.n_classes
+    during, after = train_inputs(parts, 4), train_inputs(parts, 5)
+    cue = during[favoured, :n_classes] - after[favoured, :n_classes]
+    if cue_after == "removed":  # the cue was added during the skew, on the true label, and is gone after it
+        expected = 10 * torch.nn.functional.one_hot(parts.data.train_y[favoured], n_classes).float()
+        assert torch.allclose(cue, expected)
+    else:  # after the skew the cue sits on random labels: as often right as chance
+        on_true = (after[favoured, :n_classes].argmax(1) == parts.data.train_y[favoured]).float().mean()
+        assert 0.05 < on_true.item() < 0.2  # ~1/10 of the labels, not all of them
+    assert torch.equal(during[~favoured], after[~favoured])  # the other groups never carry it
+    assert parts.held_out.cue_flipped_x is not None
+    assert torch.equal(parts.held_out.x[parts.held_out.early], parts.data.eval_x[parts.held_out.early])  # no cue
