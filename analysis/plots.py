@@ -81,7 +81,10 @@ BANDS = {"range": "min–max", "iqr": "IQR"}
 # Factors that never split figures into panels: warmup is the line, seed the replicate.
 LINE_FACTORS = ("warmup", "seed")
 # The order panel factors are named in: optimizer first (it sets the rows), then what a study varies most.
-PANEL_ORDER = ("optimizer", "skew", "lr", "schedule", "warmup_shape", "model", "data", "batch_size", "steps")
+PANEL_ORDER = (
+    "optimizer", "skew", "lr", "lr_scale", "lr_sharpness_multiple", "schedule", "warmup_shape", "model", "data",
+    "batch_size", "steps",
+)  # fmt: skip
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")
 
@@ -158,10 +161,15 @@ def panel_title(key: Mapping[str, Any], width: int = 42) -> str:
 # ---------------------------------------------------------------------------------------------------- runs and panels
 
 
+# Top-level keys a study may sweep besides the standard factors (they become runs-table columns when swept).
+OTHER_FACTORS = ("lr_scale", "lr_sharpness_multiple", "warmup_start_fraction", "diverge_window", "untrained_margin")
+
+
 def factor_columns(runs: pd.DataFrame) -> list[str]:
-    """The factor columns of a runs table: the standard factors and any swept dotted key (``optimizer.beta2``)."""
+    """The factor columns of a runs table: the standard factors, the other top-level keys a study can sweep
+    (``lr_sharpness_multiple``, ...) and any swept dotted key (``optimizer.beta2``)."""
     dotted = [column for column in runs.columns if "." in column]
-    return [column for column in [*STANDARD_FACTORS, *dotted] if column in runs.columns]
+    return [column for column in [*STANDARD_FACTORS, *OTHER_FACTORS, *dotted] if column in runs.columns]
 
 
 def varying(runs: pd.DataFrame, columns: Iterable[str]) -> list[str]:
