@@ -102,7 +102,7 @@ def build(config: Config, device: torch.device) -> Parts:
 def measure_sharpness(model: nn.Module, data: Dataset, idx: torch.Tensor, iters: int) -> float:
     """Top Hessian eigenvalue of the training loss on the examples ``idx`` (the sharpness probe's fixed batch)."""
     x, y = data.train_x[idx], data.train_y[idx]
-    params = [p for p in model.parameters() if p.requires_grad]
+    params: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     with sdpa_kernel(SDPBackend.MATH):  # Hessian-vector products need double backward
         return top_hessian_eigenvalue(lambda: objective.loss(data.task, model(x), y), params, iters)
 
