@@ -41,7 +41,7 @@ def last_step(run_dir: Path) -> int | None:
 def cell_text(record: Record | None) -> str:
     text = state(record)
     if record is not None and text == "done" and (record.result.get("summary") or {}).get("outcome") == "untrained":
-        text = "done, untrained"  # finished, but no better than chance (ablate.outcome)
+        text = "done (untrained)"  # finished, but no better than chance (ablate.outcome)
     if record is not None and text == "running":
         step = last_step(record.run_dir)
         steps = (record.result.get("summary") or {}).get("steps") or _steps(record.run_dir)
@@ -85,6 +85,9 @@ def render(study_dir: Path) -> str:
     head = f"study {study_dir}: {len(cells)} runs: " + ", ".join(
         f"{counts[s]} {s}" for s in STATE_ORDER if counts.get(s)
     )
+    untrained = sum(text == "done (untrained)" for _, text in cells)
+    if untrained:
+        head += f"; {untrained} of the done untrained (no better than chance)"
     if not cells:
         return head + " (no grid and no run records yet)"
     rows_factors = [f for f in factors if f != "seed"]

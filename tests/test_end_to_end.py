@@ -28,7 +28,7 @@ def test_warmup_study_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "study: 3 runs (3 ran now, 0 recorded before): 3 completed" in done.stderr
     assert "[#1 warmup=100] completed" in done.stderr  # labels name the factors only
-    assert done.stderr.count("] completed: eval/loss") == 3  # one summary line per run off a terminal
+    assert done.stderr.count("] completed, trained: eval/loss") == 3  # one summary line per run off a terminal
 
     lr_curves = {}
     for warmup in (0, 100, 500):

@@ -36,7 +36,8 @@ def ran_in_last_multirun(study: Path) -> set[str]:
 
 
 def test_failures_are_isolated_and_a_rerun_runs_only_failed_and_new_points(tmp_path: Path) -> None:
-    grid = ("optimizer=sgd", "lr=0.1,1e30", "fail_at_step=-1,5", "steps=30", *FAST, "study=s")
+    # diverge_window=1: lr=1e30 diverges at its first spike (step 1), before the error at step 5
+    grid = ("optimizer=sgd", "lr=0.1,1e30", "fail_at_step=-1,5", "steps=30", "diverge_window=1", *FAST, "study=s")
     first = run_ablate("-m", *grid, cwd=tmp_path)
     study = tmp_path / "outputs" / "studies" / "s"
     assert first.returncode == 1, first.stderr  # a run failed: the study says so
