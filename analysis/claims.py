@@ -270,6 +270,8 @@ def skew(studies: list[Study]) -> Verdict:
         means = skewed.groupby([*others, "warmup"])["cue_reliance_end"].mean().reset_index()
         best = []
         for key, cell in means.groupby(others) if others else [((), means)]:
+            if cell["cue_reliance_end"].isna().all():
+                continue  # the skew phase never ended (a run shorter than skew.steps): nothing to rank
             top = cell.loc[cell["cue_reliance_end"].idxmin()]
             label = ", ".join(f"{f}={v}" for f, v in zip(others, np.atleast_1d(key), strict=True))
             best.append(f"{label}: W={steps_text(top['warmup'])} ({F.fmt(top['cue_reliance_end'])})")
@@ -650,7 +652,8 @@ def outcome_table(study: Study) -> list[str]:
     lines.append("|" + " --- |" * (len(factors) + 4))
     groups = runs.groupby(factors, sort=True, dropna=False) if factors else [((), runs)]
     for key, cell in groups:
-        values = [F.fmt(v) if isinstance(v, float) else str(v) for v in np.atleast_1d(key)] if factors else []
+        values = [steps_text(v) if isinstance(v, float) and v.is_integer() else F.fmt(v) if isinstance(v, float)
+                  else str(v) for v in np.atleast_1d(key)] if factors else []  # fmt: skip
         counts = [int((cell["outcome"] == o).sum()) for o in ("trained", "untrained", "diverged")]
         counts.append(int((cell["status"] == "failed").sum()))
         lines.append("| " + " | ".join([*values, *map(str, counts)]) + " |")
