@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from ablate.cli import CONF_DIR, ConfigError, help_text, precheck_overrides, validate_single_run
 
@@ -42,17 +43,37 @@ def main() -> int:
 
     register_configs()
     from ablate.runner import Terminated
+    from ablate.runtime import DiskFull
     from ablate.task import statuses, task
 
     try:
         hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    except KeyboardInterrupt:
+        return stopped("interrupted (Ctrl-C)", "the run in progress is recorded as failed", 130)
     except Terminated as err:  # the run in progress recorded it; finished records are complete
-        print(
-            f"error: {err}; the run in progress is recorded as failed; run the same command to resume", file=sys.stderr
-        )
-        return 143
+        return stopped(str(err), "the run in progress is recorded as failed", 143)
+    except DiskFull as err:
+        return stopped(str(err), "the run that could not write is recorded as failed where space allowed", 1)
     any_failed = StudySummaryCallback.failed_runs > 0 or "failed" in statuses
     return 1 if any_failed else 0
+
+
+def stopped(why: str, what: str, code: int) -> int:
+    """A study stopped early: one line, the summary of what is recorded, and how to resume. No traceback."""
+    from ablate.study import CURRENT, finish_study
+
+    if not CURRENT:  # a single run, or a study stopped before its first run
+        print(f"error: {why}; {what}; run the same command to resume", file=sys.stderr)
+        return code
+    sweep_dir = Path(CURRENT["sweep_dir"])
+    try:
+        _, text = finish_study(sweep_dir, CURRENT)
+        where = text.splitlines()[0].removeprefix("study: ")
+    except OSError as err:  # a full disk may not take summary.csv either
+        where = f"summary.csv not written ({err.strerror or err})"
+    print(f"error: {why}; {what}; {where}; resume with the same command", file=sys.stderr)
+    print(f"summary: {sweep_dir / 'summary.csv'}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

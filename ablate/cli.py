@@ -11,13 +11,21 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ablate.config import GROUPS, Config, ConfigError, help_of
+from ablate.config import GROUPS, Config, ConfigError, check_study_name, help_of
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SWEEPS_DIR = CONF_DIR.parent / "sweeps"
 TOP_KEYS = [f.name for f in fields(Config) if f.name not in GROUPS]
 
-__all__ = ["CONF_DIR", "ConfigError", "help_text", "precheck_overrides", "run_label", "validate_single_run"]
+__all__ = [
+    "CONF_DIR",
+    "ConfigError",
+    "check_device",
+    "help_text",
+    "precheck_overrides",
+    "run_label",
+    "validate_single_run",
+]
 
 
 def group_options(group: str) -> list[str]:
@@ -84,6 +92,78 @@ def check_sweep(override: object) -> None:
         raise ConfigError(f"write +sweep={override.value()} (with a +): sweep is not in the default config")  # type: ignore[attr-defined]
 
 
+def hydra_groups() -> dict[str, list[str]]:
+    """Hydra's own config groups (``hydra/launcher``, ``hydra/sweeper``, ...) and their options.
+
+    The options are the YAML files in ``conf/hydra/<group>/`` and in Hydra's bundled ``hydra/conf``, and what
+    the ConfigStore holds once ablate's and the installed plugins' configs are registered (``basic``,
+    ``submitit_slurm``, ...). Plugins are imported only when a command names a Hydra group.
+    """
+    import hydra
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    from ablate.config import register_configs
+
+    register_configs()
+    Plugins.instance()  # imports Hydra's core and installed plugins, which store their configs
+    found: dict[str, set[str]] = {}
+    for root in (Path(hydra.__file__).parent / "conf" / "hydra", CONF_DIR / "hydra"):
+        for group in root.iterdir() if root.is_dir() else []:
+            if group.is_dir():
+                found.setdefault(group.name, set()).update(p.stem for p in group.glob("*.yaml"))
+    for group, entries in ConfigStore.instance().repo.get("hydra", {}).items():
+        if isinstance(entries, dict):
+            found.setdefault(group, set()).update(name.removesuffix(".yaml") for name in entries)
+    return {group: sorted(options) for group, options in found.items()}
+
+
+def check_hydra_group(override: object) -> None:
+    """``hydra/<group>=<option>`` must name one of Hydra's groups and an option Hydra can find for it."""
+    key = override.key_or_group  # type: ignore[attr-defined]
+    if override.is_delete():  # type: ignore[attr-defined]
+        return
+    groups = hydra_groups()
+    group = key.removeprefix("hydra/")
+    if group not in groups:
+        names = sorted(f"hydra/{g}" for g in groups)
+        raise ConfigError(f"{key} is not a Hydra config group: {_suggest(key, names)}choose one of {', '.join(names)}")
+    options = groups[group]
+    for value in _values(override) or []:
+        if value not in options:
+            local = f" (files in conf/{key}/ or Hydra's plugins)" if (CONF_DIR / key).is_dir() else ""
+            raise ConfigError(
+                f"{key}={value} is not an option: {_suggest(value, options)}choose one of {', '.join(options)}{local}"
+            )
+
+
+def check_device(device: str) -> None:
+    """A CUDA ``device`` must exist on this machine; raise ConfigError with one line if it does not.
+
+    ``auto`` and ``cpu`` always pass, without importing torch. For ``cuda`` and ``cuda:<index>`` torch is
+    imported (already loaded wherever a run or the sweeper calls this) and asked how many devices it sees:
+    cheap, so the sweeper calls it for each distinct device value of a study launched on this machine.
+    """
+    if device in ("auto", "cpu") or not (device == "cuda" or device.startswith("cuda:")):
+        return  # validate() rejects any other value with its own message
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        build = "CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda} build, no device visible"
+        raise ConfigError(
+            f"device={device} is not allowed here: this machine has no CUDA device (torch {torch.__version__}, "
+            f"{build}); use device=auto or device=cpu, or hydra/launcher=slurm to run on GPU nodes"
+        )
+    index = device.partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= count):
+        indices = "cuda:0" if count == 1 else f"cuda:0 .. cuda:{count - 1}"
+        raise ConfigError(
+            f"device={device} is not allowed here: this machine has {count} CUDA device{'s' if count > 1 else ''} "
+            f"({indices}); use one of them, device=cuda or device=auto"
+        )
+
+
 def precheck_overrides(args: list[str]) -> None:
     """Check the ``key=value`` overrides among ``args`` against the schemas; raise ConfigError on a mistake."""
     if not CONF_DIR.is_dir():
@@ -118,7 +198,10 @@ def precheck_overrides(args: list[str]) -> None:
                 chosen[o.key_or_group] = values
     for o in overrides:
         key = o.key_or_group
-        if key in GROUPS or key == "sweep" or o.is_hydra_override() or key.startswith("hydra/"):
+        if key.startswith("hydra/"):
+            check_hydra_group(o)
+            continue
+        if key in GROUPS or key == "sweep" or o.is_hydra_override():
             continue
         if o.is_add() and (CONF_DIR / key).is_dir():
             continue  # an extra config group added with +group=option
@@ -132,6 +215,9 @@ def precheck_overrides(args: list[str]) -> None:
                     f"{', '.join(TOP_KEYS)}; config groups are {groups} (see python -m ablate --help)"
                 )
             _check_value(Config, head, "", raw)
+            if head == "study" and not o.is_delete():
+                for value in _values(o) or []:
+                    check_study_name(value)  # before Hydra makes outputs/studies/<study>
             continue
         if head not in GROUPS:
             raise ConfigError(
@@ -175,11 +261,13 @@ def compose_config(overrides: list[str]) -> Config:
     For single-run validation, tests and benchmarks; raises ConfigError with a one-line message.
     """
     from hydra import compose, initialize_config_dir
+    from hydra.core.config_store import ConfigStore
     from hydra.errors import HydraException
 
     from ablate.config import register_configs, to_typed
 
-    register_configs()
+    if "schema.yaml" not in ConfigStore.instance().repo:  # once per process: registering costs ~0.3 s
+        register_configs()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
@@ -196,7 +284,8 @@ def validate_single_run(args: list[str]) -> None:
     parsed, _ = get_args_parser().parse_known_args(args)
     if parsed.multirun or parsed.cfg or parsed.info or parsed.help or parsed.hydra_help:
         return  # studies are validated run by run by the sweeper before any starts
-    compose_config(parsed.overrides)
+    config = compose_config(parsed.overrides)
+    check_device(config.device)  # a single run always runs on this machine
 
 
 def run_label(overrides: list[str], factors: list[str] | None, job_num: int | None) -> str:

@@ -253,8 +253,15 @@ class Config:
         "outcome: trained when final held-out loss <= (1 - m) x chance loss, or acc >= chance acc + m (1 - chance acc)"
     )
     device: str = _help("auto (CUDA when present), cpu, cuda or cuda:<index>")
+    cpu_threads: int = _help(
+        "torch threads of the run (torch.set_num_threads), set by every launcher; part of the run's identity, "
+        "since CPU results differ in the last bits between thread counts"
+    )
     fail_at_step: int = _help("raise an error at this step, to test failure handling (-1: never)")
-    study: str = _help("study name: a multirun goes to outputs/studies/<study> and re-running it resumes")
+    study: str = _help(
+        "study name: a plain name or a relative path of plain parts (letters, digits, . _ -, joined by /); a "
+        "multirun goes to outputs/studies/<study> and re-running it resumes"
+    )
     smoke: bool = _help("3 updates per run, into outputs/studies/smoke/...: checks that a study runs, measures nothing")
 
 
@@ -302,9 +309,48 @@ SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"  # named studies,
 SMOKE_UPDATES = 3  # updates per run with smoke=true (--smoke)
 
 
+STUDY_PART_MAX = 100  # characters per part of a study name (file systems allow 255 bytes per name)
+
+
+def check_study_name(name: str) -> None:
+    """A study name is a plain name or a relative path of plain parts below ``outputs/studies``.
+
+    Parts are letters, digits, ``.``, ``_`` and ``-``, joined by ``/``: no absolute path, no ``~``, no ``.`` or
+    ``..`` part, no empty part. The empty name means an unnamed study (its directory is its start time).
+    Raises ConfigError with one line that names the reason.
+    """
+    if name == "":
+        return
+    parts = name.split("/")
+    if name.startswith("/"):
+        reason = "an absolute path"
+    elif name.startswith("~"):
+        reason = "a home directory path"
+    elif any(part in (".", "..") for part in parts):
+        reason = "a '.' or '..' part leaves or re-enters a directory"
+    elif any(part == "" for part in parts):
+        reason = "an empty part between slashes"
+    elif STUDY_NAME.fullmatch(name) is None:
+        reason = "characters other than letters, digits, '.', '_', '-' and '/'"
+    elif any(len(part) > STUDY_PART_MAX for part in parts):
+        reason = f"a part longer than {STUDY_PART_MAX} characters"
+    else:
+        return
+    raise ConfigError(
+        f"study={name} is not allowed ({reason}): a study is a plain name, or a relative path of plain parts "
+        "(letters, digits, '.', '_', '-', joined by '/') under outputs/studies; e.g. study=warmup-vs-adam or "
+        "study=adam/warmup"
+    )
+
+
 def study_dir_name(name: str, stamp: str, smoke: bool = False) -> str:
     """The ``hydra.sweep.dir`` below ``outputs/studies``: the study's name, or the start time for unnamed ones;
-    ``smoke/...`` for smoke runs, which never mix with a real study's records."""
+    ``smoke/...`` for smoke runs, which never mix with a real study's records.
+
+    Raises ConfigError on a study name that would leave ``outputs/studies`` (a safety net: the command line
+    checks the name before Hydra runs).
+    """
+    check_study_name(str(name))
     return f"smoke/{name or stamp}" if smoke else name or stamp
 
 
@@ -360,18 +406,38 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+WANDB_FORBIDDEN = "/\\#?%:"  # characters W&B does not take in a project or entity name
+WANDB_NAME_MAX = 128
+_OPTIMIZER_EXAMPLES = {"beta1": 0.9, "beta2": 0.999, "alpha": 0.99, "momentum": 0.9}
+
+
 def validate(c: Config) -> None:
-    """Cross-field and range checks, each failing with a one-line message and its fix."""
+    """Range and cross-field checks of every field, each failing with a one-line message: the value, what is
+    allowed, and a fix.
+
+    Cheap (no I/O, no torch): the sweeper runs it for every grid point. Whether a CUDA device exists is a
+    property of the machine, not of the config: ``ablate.cli.check_device`` checks it where the run starts.
+    tests/test_bad_input.py holds a bad value for every field and fails when a field has no check.
+    """
     _check(
-        isinstance(c.steps, int) and c.steps >= 1,
+        _is_int(c.steps) and c.steps >= 1,
         f"steps={c.steps} is not allowed: total steps must be an integer >= 1; set e.g. steps=1000",
     )
+    check_study_name(c.study)
     _check(
-        c.study == "" or (STUDY_NAME.fullmatch(c.study) is not None and ".." not in c.study.split("/")),
-        f"study={c.study} is not allowed: use letters, digits, '.', '_', '-', and '/' between parts "
-        "(e.g. study=warmup-vs-adam)",
+        c.warmup == "auto" or (_is_int(c.warmup) and c.warmup >= 0),
+        f"warmup={c.warmup} is not allowed: it must be an integer number of steps >= 0, or auto; e.g. warmup=100",
     )
-    warmup_steps = resolve_warmup_steps(c)  # checks the warmup value itself
+    warmup_steps = resolve_warmup_steps(c)
     _check(
         warmup_steps < c.steps,
         f"warmup={c.warmup}{f' ({warmup_steps} steps)' if c.warmup == 'auto' else ''} is not allowed with "
@@ -386,19 +452,31 @@ def validate(c: Config) -> None:
         0.0 < c.warmup_start_fraction <= 1.0,
         f"warmup_start_fraction={c.warmup_start_fraction} is not allowed: it must be in (0, 1]; e.g. 0.1",
     )
+    # lr = optimizer.default_lr x lr_scale unless given: name the input that is wrong before the product
+    for key in ("default_lr", "tuned_lr"):
+        value = getattr(c.optimizer, key)
+        _check(
+            _finite(value) and value > 0,
+            f"optimizer.{key}={value} is not allowed: it must be a finite learning rate > 0; e.g. optimizer.{key}=1e-3",
+        )
+    _check(
+        _finite(c.lr_scale) and c.lr_scale > 0,
+        f"lr_scale={c.lr_scale} is not allowed: it must be a finite number > 0 (it multiplies the optimizer's "
+        "default rate); e.g. lr_scale=1.0",
+    )
     _check(
         math.isfinite(c.lr) and c.lr > 0,
         f"lr={c.lr} is not allowed: the peak learning rate must be a finite number > 0; e.g. lr=1e-3",
     )
     _check(
-        c.batch_size == "full"
-        or (isinstance(c.batch_size, int) and not isinstance(c.batch_size, bool))
-        and c.batch_size >= 1,
+        c.batch_size == "full" or (_is_int(c.batch_size) and c.batch_size >= 1),
         f"batch_size={c.batch_size} is not allowed: it must be an integer >= 1 or full; e.g. batch_size=64",
     )
+    _check(c.seed >= 0, f"seed={c.seed} is not allowed: it must be an integer >= 0; e.g. seed=0")
     _check(
-        isinstance(c.diverge_window, int) and c.diverge_window >= 1,
-        f"diverge_window={c.diverge_window} is not allowed: it must be an integer >= 1 (1: stop at the first spike)",
+        _is_int(c.diverge_window) and c.diverge_window >= 1,
+        f"diverge_window={c.diverge_window} is not allowed: it must be an integer >= 1 (1: stop at the first spike)"
+        "; e.g. diverge_window=50",
     )
     _check(
         0.0 <= c.untrained_margin < 1.0,
@@ -411,34 +489,58 @@ def validate(c: Config) -> None:
     )
     _check(
         c.eval_every >= 1,
-        f"eval_every={c.eval_every} is not allowed: it must be an integer >= 1 (steps between evaluations)",
+        f"eval_every={c.eval_every} is not allowed: it must be an integer >= 1 (steps between evaluations); "
+        "e.g. eval_every=50",
     )
     _check(
         c.metrics_every >= 1,
-        f"metrics_every={c.metrics_every} is not allowed: it must be an integer >= 1 (1 measures every step)",
+        f"metrics_every={c.metrics_every} is not allowed: it must be an integer >= 1 (1 measures every step); "
+        "e.g. metrics_every=25",
     )
     _check(
         c.diverge_factor > 1,
-        f"diverge_factor={c.diverge_factor} is not allowed: it must be > 1 (use inf to stop only on NaN/inf)",
+        f"diverge_factor={c.diverge_factor} is not allowed: it must be > 1 (use inf to stop only on NaN/inf); "
+        "e.g. diverge_factor=10",
     )
     _check(
-        c.device == "auto" or c.device == "cpu" or c.device == "cuda" or c.device.startswith("cuda:"),
-        f"device={c.device} is not allowed: choose auto, cpu, cuda or cuda:<index>",
+        DEVICE.fullmatch(c.device) is not None,
+        f"device={c.device} is not allowed: choose auto, cpu, cuda or cuda:<index>, e.g. device=cuda:0",
+    )
+    _check(
+        _is_int(c.cpu_threads) and c.cpu_threads >= 1,
+        f"cpu_threads={c.cpu_threads} is not allowed: it must be an integer >= 1 (torch threads per run), e.g. 2",
+    )
+    _check(
+        c.fail_at_step >= -1,
+        f"fail_at_step={c.fail_at_step} is not allowed: it must be -1 (never) or a step >= 0; e.g. fail_at_step=-1",
     )
     _validate_groups(c)
 
 
+def _validate_names(c: Config) -> None:
+    """``<group>.name`` is the option's own name: renaming it would build something the option does not hold."""
+    for group, options in GROUPS.items():
+        node = getattr(c, group)
+        same = [option for option, schema in options.items() if schema is type(node)]
+        _check(
+            node.name in same,
+            f"{group}.name={node.name} is not allowed: the name comes with the option; choose the option instead, "
+            f"e.g. {group}={same[0]} (options: {', '.join(options)})",
+        )
+
+
 def _validate_groups(c: Config) -> None:
+    _validate_names(c)
     m = c.model
     d = c.data
     if isinstance(m, MLPConfig):
         _check(
             m.init_scale is None or (math.isfinite(m.init_scale) and m.init_scale > 0),
             f"model.init_scale={m.init_scale} is not allowed: it must be a number > 0 (1 = LeCun normal), or null "
-            "for PyTorch's default init",
+            "for PyTorch's default init; e.g. model.init_scale=1",
         )
         _check(
-            all(isinstance(h, int) and h >= 1 for h in m.hidden_sizes),
+            all(_is_int(h) and h >= 1 for h in m.hidden_sizes),
             f"model.hidden_sizes={m.hidden_sizes} is not allowed: widths must be integers >= 1, e.g. [128,128]",
         )
         _check(
@@ -462,7 +564,7 @@ def _validate_groups(c: Config) -> None:
             f"model=cnn is not allowed with data={d.name}: the CNN reads 8x8 images; set data=digits",
         )
         _check(
-            len(m.channels) == 2 and all(ch >= 1 for ch in m.channels),
+            len(m.channels) == 2 and all(_is_int(ch) and ch >= 1 for ch in m.channels),
             f"model.channels={m.channels} is not allowed: give two channel counts >= 1, e.g. [16,32]",
         )
     if isinstance(m, TransformerConfig):
@@ -470,47 +572,80 @@ def _validate_groups(c: Config) -> None:
             m.norm_position in ("pre", "post"),
             f"model.norm_position={m.norm_position} is not allowed: choose pre or post",
         )
+        _check(m.d_model >= 1, f"model.d_model={m.d_model} is not allowed: it must be >= 1, e.g. model.d_model=64")
         _check(
             m.n_heads >= 1 and m.d_model % m.n_heads == 0,
-            f"model.n_heads={m.n_heads} is not allowed with model.d_model={m.d_model}: heads must divide d_model",
+            f"model.n_heads={m.n_heads} is not allowed with model.d_model={m.d_model}: heads must divide d_model, "
+            "e.g. model.n_heads=4 with model.d_model=64",
         )
-        _check(m.n_layers >= 1, f"model.n_layers={m.n_layers} is not allowed: it must be >= 1")
+        _check(m.n_layers >= 1, f"model.n_layers={m.n_layers} is not allowed: it must be >= 1, e.g. model.n_layers=2")
         _check(m.ffn_width >= 1, f"model.ffn_width={m.ffn_width} is not allowed: it must be >= 1, e.g. 4 x d_model")
         _check(
             not m.causal or not isinstance(d, SortConfig) or d.format == "lm",
             f"model.causal=true is not allowed with data.format={getattr(d, 'format', '')}: with a causal mask "
             "position i cannot see the later input tokens its target depends on; set data.format=lm",
         )
-        _check(0 <= m.dropout < 1, f"model.dropout={m.dropout} is not allowed: it must be in [0, 1)")
+        _check(
+            0 <= m.dropout < 1, f"model.dropout={m.dropout} is not allowed: it must be in [0, 1), e.g. model.dropout=0"
+        )
+    _check(
+        d.seed >= 0,
+        f"data.seed={d.seed} is not allowed: it must be an integer >= 0 (numpy seeds are non-negative); "
+        "e.g. data.seed=0",
+    )
     if isinstance(d, SortConfig):
         for key in ("n_train", "n_eval", "seq_len", "n_groups"):
             value = getattr(d, key)
-            _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
-        _check(d.vocab_size >= 2, f"data.vocab_size={d.vocab_size} is not allowed: it must be >= 2")
+            _check(
+                value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1; set data.{key}=1 or more"
+            )
+        _check(
+            d.vocab_size >= 2,
+            f"data.vocab_size={d.vocab_size} is not allowed: it must be >= 2, e.g. data.vocab_size=16",
+        )
         _check(d.format in ("aligned", "lm"), f"data.format={d.format} is not allowed: choose aligned or lm")
         _check(
             d.n_groups <= d.vocab_size,
             f"data.n_groups={d.n_groups} is not allowed with data.vocab_size={d.vocab_size}: at most one group per "
-            "token",
+            "token; lower data.n_groups or raise data.vocab_size",
         )
     if isinstance(d, ClustersConfig):
         for key in ("n_train", "n_eval", "n_features", "n_classes", "clusters_per_class"):
             value = getattr(d, key)
-            _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
-        _check(d.n_classes >= 2, f"data.n_classes={d.n_classes} is not allowed: it must be >= 2")
+            _check(
+                value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1; set data.{key}=1 or more"
+            )
+        _check(
+            d.n_classes >= 2, f"data.n_classes={d.n_classes} is not allowed: it must be >= 2, e.g. data.n_classes=10"
+        )
+        for key, example in (("center_scale", 1.0), ("noise_scale", 1.2)):
+            value = getattr(d, key)
+            _check(
+                _finite(value) and value >= 0,
+                f"data.{key}={value} is not allowed: it must be a finite standard deviation >= 0, "
+                f"e.g. data.{key}={example}",
+            )
     if isinstance(d, TeacherConfig):
         for key in ("n_train", "n_eval", "n_features", "teacher_width", "n_groups"):
             value = getattr(d, key)
-            _check(value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1")
-        _check(d.noise_std >= 0, f"data.noise_std={d.noise_std} is not allowed: it must be >= 0")
+            _check(
+                value >= 1, f"data.{key}={value} is not allowed: it must be an integer >= 1; set data.{key}=1 or more"
+            )
+        _check(
+            _finite(d.noise_std) and d.noise_std >= 0,
+            f"data.noise_std={d.noise_std} is not allowed: it must be a finite standard deviation >= 0, "
+            "e.g. data.noise_std=0.1",
+        )
         _check(
             d.n_groups <= d.n_train,
-            f"data.n_groups={d.n_groups} is not allowed with data.n_train={d.n_train}: at most one group per example",
+            f"data.n_groups={d.n_groups} is not allowed with data.n_train={d.n_train}: at most one group per "
+            "example; lower data.n_groups",
         )
     if isinstance(d, DigitsConfig):
         _check(
-            0.0 < d.eval_fraction < 1.0,
-            f"data.eval_fraction={d.eval_fraction} is not allowed: it must be in (0, 1), e.g. 0.25",
+            0.0 < d.eval_fraction < 1.0 and 1 <= round(DIGITS_TOTAL * d.eval_fraction) < DIGITS_TOTAL,
+            f"data.eval_fraction={d.eval_fraction} is not allowed: it must be in (0, 1) and leave at least one of "
+            f"the {DIGITS_TOTAL} digits on each side, e.g. 0.25",
         )
     n_train = train_size(d)
     _check(
@@ -522,13 +657,28 @@ def _validate_groups(c: Config) -> None:
     for key in ("beta1", "beta2", "alpha", "momentum"):
         if hasattr(o, key):
             value = getattr(o, key)
-            _check(0.0 <= value < 1.0, f"optimizer.{key}={value} is not allowed: it must be in [0, 1)")
+            _check(
+                0.0 <= value < 1.0,
+                f"optimizer.{key}={value} is not allowed: it must be in [0, 1), "
+                f"e.g. optimizer.{key}={_OPTIMIZER_EXAMPLES[key]}",
+            )
     if hasattr(o, "eps"):
-        _check(o.eps > 0, f"optimizer.eps={o.eps} is not allowed: it must be > 0, e.g. 1e-8")
-    _check(o.weight_decay >= 0, f"optimizer.weight_decay={o.weight_decay} is not allowed: it must be >= 0")
-    if isinstance(o, MomentumConfig) and o.nesterov:
         _check(
-            o.dampening == 0,
+            _finite(o.eps) and o.eps > 0,
+            f"optimizer.eps={o.eps} is not allowed: it must be a finite number > 0, e.g. 1e-8",
+        )
+    _check(
+        _finite(o.weight_decay) and o.weight_decay >= 0,
+        f"optimizer.weight_decay={o.weight_decay} is not allowed: it must be a finite number >= 0, "
+        "e.g. optimizer.weight_decay=0.01",
+    )
+    if isinstance(o, MomentumConfig):
+        _check(
+            0.0 <= o.dampening <= 1.0,
+            f"optimizer.dampening={o.dampening} is not allowed: it must be in [0, 1], e.g. optimizer.dampening=0",
+        )
+        _check(
+            not o.nesterov or o.dampening == 0,
             f"optimizer.dampening={o.dampening} is not allowed with nesterov=true: set optimizer.dampening=0",
         )
     if isinstance(o, AdamConfig) and o.name == "radam":
@@ -537,38 +687,62 @@ def _validate_groups(c: Config) -> None:
     if isinstance(s, DecayScheduleConfig):
         _check(
             0.0 <= s.min_lr_fraction <= 1.0,
-            f"schedule.min_lr_fraction={s.min_lr_fraction} is not allowed: it must be in [0, 1]",
+            f"schedule.min_lr_fraction={s.min_lr_fraction} is not allowed: it must be in [0, 1], "
+            "e.g. schedule.min_lr_fraction=0",
         )
     if isinstance(s, InverseSqrtScheduleConfig):
         _check(
             s.timescale_steps >= 1,
-            f"schedule.timescale_steps={s.timescale_steps} is not allowed: it must be an integer >= 1",
+            f"schedule.timescale_steps={s.timescale_steps} is not allowed: it must be an integer >= 1, "
+            "e.g. schedule.timescale_steps=100",
         )
     _validate_skew(c)
     p = c.probes
     for key in ("update_ratio_every", "second_moment_every", "sharpness_every", "dead_relu_every"):
         value = getattr(p, key)
-        _check(value >= 0, f"probes.{key}={value} is not allowed: it must be an integer >= 0 (0 turns it off)")
+        _check(
+            value >= 0,
+            f"probes.{key}={value} is not allowed: it must be an integer >= 0; set probes.{key}=0 to turn it off",
+        )
     for key in ("second_moment_batches", "sharpness_iters", "sharpness_examples"):
         value = getattr(p, key)
-        _check(value >= 1, f"probes.{key}={value} is not allowed: it must be an integer >= 1")
-    if isinstance(c.tracker, WandbTrackerConfig):
         _check(
-            c.tracker.mode in ("offline", "online", "disabled"),
-            f"tracker.mode={c.tracker.mode} is not allowed: choose offline, online or disabled",
+            value >= 1,
+            f"probes.{key}={value} is not allowed: it must be an integer >= 1; set probes.{key}=1 or more",
         )
-        _check(c.tracker.log_every >= 1, f"tracker.log_every={c.tracker.log_every} is not allowed: it must be >= 1")
+    t = c.tracker
+    if isinstance(t, WandbTrackerConfig):
         _check(
-            c.tracker.init_timeout_s > 0,
-            f"tracker.init_timeout_s={c.tracker.init_timeout_s} is not allowed: it must be > 0",
+            t.project != "" and len(t.project) <= WANDB_NAME_MAX and not set(t.project) & set(WANDB_FORBIDDEN),
+            f"tracker.project={t.project} is not allowed: a W&B project is 1 to {WANDB_NAME_MAX} characters without "
+            f"any of {' '.join(WANDB_FORBIDDEN)}; e.g. tracker.project=ablate",
         )
         _check(
-            c.tracker.flush_every_s >= 0,
-            f"tracker.flush_every_s={c.tracker.flush_every_s} is not allowed: it must be >= 0 (0: send every row)",
+            len(t.entity) <= WANDB_NAME_MAX and not set(t.entity) & set(WANDB_FORBIDDEN + " "),
+            f"tracker.entity={t.entity} is not allowed: a W&B team or user name has no spaces and none of "
+            f"{' '.join(WANDB_FORBIDDEN)}; e.g. tracker.entity=my-team, or empty for your default",
+        )
+        _check(
+            t.mode in ("offline", "online", "disabled"),
+            f"tracker.mode={t.mode} is not allowed: choose offline, online or disabled",
+        )
+        _check(
+            t.log_every >= 1,
+            f"tracker.log_every={t.log_every} is not allowed: it must be >= 1, e.g. tracker.log_every=50",
+        )
+        _check(
+            _finite(t.init_timeout_s) and t.init_timeout_s > 0,
+            f"tracker.init_timeout_s={t.init_timeout_s} is not allowed: it must be a finite number of seconds > 0, "
+            "e.g. tracker.init_timeout_s=30",
+        )
+        _check(
+            _finite(t.flush_every_s) and t.flush_every_s >= 0,
+            f"tracker.flush_every_s={t.flush_every_s} is not allowed: it must be a finite number of seconds >= 0 "
+            "(0: send every row), e.g. tracker.flush_every_s=30",
         )
     _check(
-        c.tracker.progress in PROGRESS_MODES,
-        f"tracker.progress={c.tracker.progress} is not allowed: choose one of {', '.join(PROGRESS_MODES)}",
+        t.progress in PROGRESS_MODES,
+        f"tracker.progress={t.progress} is not allowed: choose one of {', '.join(PROGRESS_MODES)}",
     )
 
 
@@ -595,11 +769,12 @@ def resolve_batch_size(c: Config) -> int:
 
 def _validate_skew(c: Config) -> None:
     k = c.skew
-    _check(k.steps >= 0, f"skew.steps={k.steps} is not allowed: it must be an integer >= 0")
+    _check(k.steps >= 0, f"skew.steps={k.steps} is not allowed: it must be an integer >= 0, e.g. skew.steps=200")
     groups = n_groups(c.data)
     _check(
         0 <= k.group < groups,
-        f"skew.group={k.group} is not allowed with data={c.data.name}: its groups are 0 .. {groups - 1}",
+        f"skew.group={k.group} is not allowed with data={c.data.name}: its groups are 0 .. {groups - 1}; "
+        "e.g. skew.group=0",
     )
     _check(
         groups >= 2 or k.name in ("none", "sorted"),
@@ -607,7 +782,16 @@ def _validate_skew(c: Config) -> None:
         "others; use a dataset with at least 2 groups",
     )
     _check(0.0 < k.strength <= 1.0, f"skew.strength={k.strength} is not allowed: it must be in (0, 1], e.g. 0.75")
-    _check(k.recovery_tolerance > 0, f"skew.recovery_tolerance={k.recovery_tolerance} is not allowed: it must be > 0")
+    _check(
+        _finite(k.cue_strength) and k.cue_strength >= 0,
+        f"skew.cue_strength={k.cue_strength} is not allowed: it must be a finite number >= 0 (0: no cue), "
+        "e.g. skew.cue_strength=3",
+    )
+    _check(
+        _finite(k.recovery_tolerance) and k.recovery_tolerance > 0,
+        f"skew.recovery_tolerance={k.recovery_tolerance} is not allowed: it must be a finite number > 0, "
+        "e.g. skew.recovery_tolerance=0.05",
+    )
     if k.name == "spurious":
         _check(
             isinstance(c.data, ClustersConfig | DigitsConfig),

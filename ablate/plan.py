@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.claims import is_held, lock_path
+
 RESULT_FILE = "result.json"
 DONE = ("completed", "diverged")
 _RANK = {"completed": 3, "diverged": 3, "running": 2, "failed": 1}
@@ -32,6 +34,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
 class Record:
     run_dir: Path
     result: dict[str, Any]
+    study_dir: Path | None = None  # where the run's claim lives (ablate.claims); None outside a study
 
     @property
     def status(self) -> str:
@@ -78,15 +81,31 @@ def is_alive(record: Record) -> bool:
     return time.time() - newest < STALE_AFTER_S
 
 
+def holder_alive(record: Record) -> bool:
+    """Whether the process that wrote a ``running`` record still runs: its claim is held (``ablate.claims``);
+    for records from before claims existed, ``is_alive``."""
+    run_id = record.result.get("run_id")
+    if record.study_dir is not None and isinstance(run_id, str) and lock_path(record.study_dir, run_id).exists():
+        return is_held(record.study_dir, run_id)
+    return is_alive(record)
+
+
 def state(record: Record | None) -> str:
-    """A cell's state for people: done, diverged, failed, running, killed (a dead ``running``), or missing."""
+    """A run's state, the one classifier that status, ``summary.csv`` and the study's report all use:
+    done (completed), diverged, failed, running, killed (a ``running`` record whose process is gone), missing."""
     if record is None:
         return "missing"
     if record.status == "completed":
         return "done"
     if record.status == "running":
-        return "running" if is_alive(record) else "killed"
+        return "running" if holder_alive(record) else "killed"
     return record.status
+
+
+def record_status(record: Record | None) -> str:
+    """:func:`state` in the run record's words (``completed`` for done), as ``summary.csv`` writes it."""
+    cell = state(record)
+    return "completed" if cell == "done" else cell
 
 
 def index_records(study_dir: Path) -> dict[str, Record]:
@@ -99,10 +118,10 @@ def index_records(study_dir: Path) -> dict[str, Record]:
             result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue  # a record being replaced right now, or damaged: the run counts as missing
-        run_id = result.get("run_id")
+        run_id = result.get("run_id") if isinstance(result, dict) else None
         if not isinstance(run_id, str):
             continue
-        record = Record(path.parent, result)
+        record = Record(path.parent, result, study_dir)
         old = best.get(run_id)
         if old is None or _key(record) > _key(old):
             best[run_id] = record
@@ -141,7 +160,8 @@ def plan(
             elif cell in ("done", "diverged"):
                 action, reason = "skip", f"{record.status} before"
             elif cell == "running":
-                action, reason = "skip", f"running elsewhere (pid {record.result['provenance'].get('pid')})"
+                holder = (record.result.get("provenance") or {}).get("pid")
+                action, reason = "skip", f"running elsewhere (pid {holder})"
             else:
                 action, reason = "run", f"{cell} before"
         else:

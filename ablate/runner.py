@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sys
@@ -21,10 +22,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ablate.claims import Claim, describe_holder, read_info
 from ablate.config import Config, WandbTrackerConfig, config_dict, resolve_warmup_steps, run_id
-from ablate.runtime import atomic_write_text, limit_threads_to_allocation, pick_device, provenance
+from ablate.runtime import DiskFull, atomic_write_text, is_disk_full, pick_device, provenance, set_threads
 from ablate.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Console, RunRecord, Tracker, Trackers
 from ablate.train import train
+
+DONE = ("completed", "diverged")
 
 
 def _now() -> str:
@@ -43,13 +47,69 @@ def set_aside_old_record(run_dir: Path) -> Path | None:
     return target
 
 
-def execute(config: Config, run_dir: Path, label: str, overrides: list[str], study: dict[str, Any]) -> str:
-    """Run one training job into ``run_dir`` and return its status (completed, diverged or failed)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    set_aside_old_record(run_dir)
-    atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config_dict(config))))
+def execute(
+    config: Config,
+    run_dir: Path,
+    label: str,
+    overrides: list[str],
+    study: dict[str, Any],
+    study_dir: Path | None = None,
+) -> str:
+    """Run one training job into ``run_dir`` and return its status (completed, diverged or failed).
+
+    In a study (``study_dir``), the run is claimed first (``ablate.claims``): if another process holds it,
+    nothing is touched and ``claimed`` is returned; if another command finished it since this one planned
+    it, ``skipped``. A full disk ends the run ``failed`` where its record can still be written, then raises
+    ``DiskFull`` so that the study stops.
+    """
+    rid = run_id(config)
+    if study_dir is None:
+        return _execute(config, run_dir, label, overrides, study, rid)
+    claim = Claim(study_dir, rid)
+    if not claim.acquire():
+        holder = describe_holder(read_info(study_dir, rid))
+        print(f"[{label}] claimed by another command ({holder}): not run here", file=sys.stderr, flush=True)
+        return "claimed"
+    done = done_meanwhile(claim.previous, rid, study)
+    if done is not None:
+        claim.release()
+        print(f"[{label}] {done} by another command meanwhile: not run again", file=sys.stderr, flush=True)
+        return "skipped"
+    status = "failed"
+    try:
+        claim.start(run_dir)
+        status = _execute(config, run_dir, label, overrides, study, rid)
+        return status
+    finally:
+        claim.release(status, run_dir)
+
+
+def done_meanwhile(previous: dict[str, Any], rid: str, study: dict[str, Any]) -> str | None:
+    """The status of a run that another command completed or diverged after this command planned it."""
+    if previous.get("state") not in DONE:
+        return None
+    try:
+        result = json.loads((Path(previous["run_dir"]) / RESULT_FILE).read_text())
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    if result.get("run_id") != rid or result.get("status") not in DONE:
+        return None
+    if not study.get("resume", True) and str(previous.get("updated_at", "")) < str(study.get("started_at", "")):
+        return None  # --fresh: a record from before this command is run again
+    return str(result["status"])
+
+
+def _execute(config: Config, run_dir: Path, label: str, overrides: list[str], study: dict[str, Any], rid: str) -> str:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        set_aside_old_record(run_dir)
+        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(config_dict(config))))
+    except OSError as err:
+        if is_disk_full(err):
+            raise DiskFull(err.filename or str(run_dir)) from None
+        raise
     info: dict[str, Any] = {
-        "run_id": run_id(config),
+        "run_id": rid,
         "label": label,
         "run_dir": str(run_dir),
         "overrides": overrides,
@@ -71,7 +131,7 @@ def _train_and_close(
     config: Config, trackers: Trackers, info: dict[str, Any], result: dict[str, Any], tic: float
 ) -> str:
     try:
-        limit_threads_to_allocation()
+        set_threads(config.cpu_threads)
         device = pick_device(config.device)
         info["provenance"] = provenance(device)
         trackers.start(info)
@@ -94,8 +154,12 @@ def _train_and_close(
     except Exception as err:  # a failed run is recorded, never propagated: the study goes on
         first = (str(err).strip().splitlines() or [""])[0]
         result.update(status="failed", error=f"{type(err).__name__}: {first}", traceback=traceback.format_exc())
+        _close(trackers, result, info, tic)
+        if is_disk_full(err):  # recorded as failed where a byte could still be written; the study stops
+            raise DiskFull(getattr(err, "filename", None) or info["run_dir"]) from None
+        return str(result["status"])
     _close(trackers, result, info, tic)
-    return result["status"]
+    return str(result["status"])
 
 
 class Terminated(BaseException):

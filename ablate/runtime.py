@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -64,12 +65,23 @@ def slurm_job_id() -> str | None:
     return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
-def limit_threads_to_allocation() -> None:
-    """Use as many torch threads as SLURM gave CPUs (torch's default counts every core of the node, and
-    oversubscribed cores slow small models down by 10x and more)."""
+def set_threads(cpu_threads: int) -> None:
+    """Run on exactly ``cpu_threads`` torch threads, whichever launcher started the process.
+
+    The thread count is part of a run's config and identity: CPU reductions split over a different number of
+    threads differ in the last bits (1 vs 2 threads: 634 of 1001 metric lines differ at ~1e-7), so the same
+    ``run_id`` means bitwise-identical metrics only at the same count. A SLURM allocation with fewer CPUs
+    than that gets a warning (oversubscribed cores slow small models down by 10x and more).
+    """
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus and cpus.isdigit() and int(cpus) >= 1:
-        torch.set_num_threads(int(cpus))
+    if cpus and cpus.isdigit() and int(cpus) < cpu_threads:
+        print(
+            f"warning: cpu_threads={cpu_threads} but SLURM gave this job {cpus} CPU(s); ask for "
+            f"hydra.launcher.cpus_per_task={cpu_threads} or set cpu_threads={cpus}",
+            file=sys.stderr,
+        )
+    if torch.get_num_threads() != cpu_threads:
+        torch.set_num_threads(cpu_threads)
 
 
 def provenance(device: torch.device) -> dict[str, Any]:
@@ -96,6 +108,21 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "slurm_job_id": slurm_job_id(),
         "argv": sys.argv,
     }
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(BaseException):
+    """The disk under a study filled up: the study stops (a BaseException, so no launcher carries on)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"disk full at {path}")
+        self.path = path
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
 
 
 def atomic_write_text(path: Path, text: str) -> None:

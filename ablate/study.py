@@ -1,10 +1,13 @@
 """A study: the runs of one multirun in one sweep directory, and its ``summary.csv``.
 
-``StudySummaryCallback`` is a Hydra callback. At the start of a multirun it stamps the sweep directory with
-a fresh ``multirun_id`` in ``study.json``; every run copies that stamp into its ``result.json``. At the end
-it writes ``summary.csv`` from the run records carrying this stamp (one row per run: swept factors, status,
-summary metrics), so records left in the directory by an earlier multirun are never mixed in silently: they
-are counted and named in a warning instead.
+The sweeper stamps the sweep directory with a fresh ``multirun_id`` in ``study.json`` once the whole grid
+is valid (a rejected command writes nothing); every run copies that stamp into its ``result.json``. Each
+command's own stamp is also kept as ``.multiruns/<multirun_id>.json`` and handed to its jobs (environment
+``ABLATE_MULTIRUN_ID``), so two commands working on one study at once never mislabel each other's runs.
+``StudySummaryCallback`` (a Hydra callback) writes ``summary.csv`` at the end: one row per grid point (swept
+factors, state, summary metrics); records left in the directory by other grids are counted and named in a
+note instead of mixed in silently. An interrupted study (Ctrl-C, SIGTERM, a full disk) gets its summary
+from ``finish_study`` in ``python -m ablate``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from ablate.runtime import atomic_write_json, atomic_write_text
 from ablate.tracking import RESULT_FILE
 
 STUDY_FILE = "study.json"
+MULTIRUNS_DIR = ".multiruns"
+MULTIRUN_ENV = "ABLATE_MULTIRUN_ID"
+CURRENT: dict[str, Any] = {}  # this process's study stamp, once the sweeper has written it
 SUMMARY_FILE = "summary.csv"
 SUMMARY_METRICS = (
     "outcome",
@@ -48,9 +54,34 @@ SUMMARY_METRICS = (
 )
 
 
-def read_study_stamp(sweep_dir: Path) -> dict[str, Any]:
-    path = sweep_dir / STUDY_FILE
+def read_study_stamp(sweep_dir: Path, multirun_id: str | None = None) -> dict[str, Any]:
+    """The stamp of multirun ``multirun_id`` (a job's own command), else the study's latest (``study.json``)."""
+    path = sweep_dir / MULTIRUNS_DIR / f"{multirun_id}.json" if multirun_id else sweep_dir / STUDY_FILE
+    if not path.exists():
+        path = sweep_dir / STUDY_FILE
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def new_stamp(config: DictConfig, sweep_dir: Path, resume: bool) -> dict[str, Any]:
+    """A fresh stamp for a multirun about to start in ``sweep_dir``."""
+    factors, fixed = split_factors(config)
+    return {
+        "multirun_id": uuid.uuid4().hex,
+        "factors": factors,
+        "fixed_overrides": fixed,
+        "sweep_dir": str(sweep_dir.resolve()),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resume": resume,
+        "argv": sys.argv,
+    }
+
+
+def write_stamp(sweep_dir: Path, stamp: dict[str, Any]) -> None:
+    """``study.json`` (the latest command's grid, read by status) and this command's own copy."""
+    atomic_write_json(sweep_dir / MULTIRUNS_DIR / f"{stamp['multirun_id']}.json", stamp)
+    atomic_write_json(sweep_dir / STUDY_FILE, stamp)
+    CURRENT.clear()
+    CURRENT.update(stamp)
 
 
 def parse_override(override: str) -> tuple[str, str]:
@@ -94,7 +125,7 @@ def run_records(sweep_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 def summary_rows(sweep_dir: Path, stamp: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Path]]:
     """One row per grid point of this multirun (its record, whichever multirun wrote it), and the run
     directories in the study that are not part of this grid (left by earlier multiruns)."""
-    from ablate.plan import index_records
+    from ablate.plan import index_records, record_status
 
     records = index_records(sweep_dir)
     factors = stamp.get("factors") or []
@@ -108,7 +139,7 @@ def summary_rows(sweep_dir: Path, stamp: dict[str, Any]) -> tuple[list[dict[str,
         values = dict(parse_override(o) for o in point["overrides"])
         row.update({key: values.get(key) for key in factors})
         summary = result.get("summary") or {}
-        row.update(status=result.get("status", "missing"), run_id=point["run_id"])
+        row.update(status=record_status(record), run_id=point["run_id"])
         row["ran"] = (result.get("study") or {}).get("multirun_id") == stamp.get("multirun_id")
         row.update({key: summary.get(key) for key in SUMMARY_METRICS})
         row.update(wall_time_s=result.get("wall_time_s"), error=result.get("error"))
@@ -139,6 +170,13 @@ def report(rows: list[dict[str, Any]], stale: list[Path], summary_path: Path) ->
     for row in rows:
         if row["status"] == "missing":
             lines.append(f"  missing: {row['run']}: no run record (its job ended before the run started; see above)")
+        elif row["status"] == "killed":
+            lines.append(
+                f"  killed: {row['run']}: its process ended without closing the record (killed, pre-empted "
+                "or out of time); the same command re-runs it"
+            )
+        elif row["status"] == "running":
+            lines.append(f"  running: {row['run']}: another command is running it now")
         elif row["status"] not in ("completed", "diverged"):
             lines.append(f"  {row['status']}: {row['run']}: {row.get('error') or 'no error recorded'}")
     if stale:
@@ -150,34 +188,21 @@ def report(rows: list[dict[str, Any]], stale: list[Path], summary_path: Path) ->
     return "\n".join(lines)
 
 
+def finish_study(sweep_dir: Path, stamp: dict[str, Any]) -> tuple[int, str]:
+    """Write ``summary.csv`` for the grid of ``stamp``; return the number of runs not done and the report."""
+    rows, stale = summary_rows(sweep_dir, stamp)
+    write_summary(sweep_dir / SUMMARY_FILE, rows)
+    not_done = sum(row["status"] not in ("completed", "diverged") for row in rows)
+    return not_done, report(rows, stale, sweep_dir / SUMMARY_FILE)
+
+
 class StudySummaryCallback(Callback):
-    """Stamps the sweep directory at the start of a multirun and writes ``summary.csv`` at its end."""
+    """Writes ``summary.csv`` at the end of a multirun (the sweeper stamps the study at its start)."""
 
     failed_runs = 0  # of the last multirun in this process; ``python -m ablate`` exits non-zero if > 0
 
-    def __init__(self) -> None:
-        self.multirun_id = ""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        self.multirun_id = uuid.uuid4().hex
-        factors, fixed = split_factors(config)
-        stamp = {
-            "multirun_id": self.multirun_id,
-            "factors": factors,
-            "fixed_overrides": fixed,
-            "sweep_dir": str(sweep_dir.resolve()),
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "argv": sys.argv,
-        }
-        atomic_write_json(sweep_dir / STUDY_FILE, stamp)
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows, stale = summary_rows(sweep_dir, read_study_stamp(sweep_dir))
-        write_summary(sweep_dir / SUMMARY_FILE, rows)
-        StudySummaryCallback.failed_runs = sum(
-            row["status"] != "completed" and row["status"] != "diverged" for row in rows
-        )
-        print(report(rows, stale, sweep_dir / SUMMARY_FILE), file=sys.stderr, flush=True)
+        stamp = dict(CURRENT) or read_study_stamp(sweep_dir)
+        StudySummaryCallback.failed_runs, text = finish_study(sweep_dir, stamp)
+        print(text, file=sys.stderr, flush=True)

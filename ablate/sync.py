@@ -4,6 +4,14 @@ Studies usually run where there is no network; this uploads every offline run un
 several at a time (``--jobs``), skipping runs W&B already marked as synced (``run-<id>.wandb.synced``), each
 ``wandb sync`` bounded by ``--timeout`` seconds. Log in first (``wandb login``); the runs appear in the project
 of their config, grouped by study. Exit status 1 if any upload failed.
+
+Every attempt of a run is its own offline run with its own W&B id (``<run_id>-<time>-<hex>``, see
+``ablate.wandb_tracker``): a run killed and re-run leaves two folders in ``<run dir>/wandb/`` (its earlier
+record goes to ``superseded/``, its W&B folder stays), and both are uploaded, as two W&B runs with the same
+``run_id`` in their config. Runs that fell back to offline because W&B was unreachable
+(``wandb_offline.json`` in the study) are uploaded like any other. Folders that share one W&B id (the study's
+analysis run, updated by each analysis; attempts recorded before each attempt had its own id) are uploaded one
+after another in the order they were written, never at the same time.
 """
 
 from __future__ import annotations
@@ -23,6 +31,21 @@ def offline_runs(study_dir: Path) -> list[Path]:
 
 def is_synced(run: Path) -> bool:
     return any(run.glob("run-*.wandb.synced"))
+
+
+def wandb_id(run: Path) -> str:
+    """The W&B id of an offline run directory, from its ``run-<id>.wandb`` file."""
+    return sorted(run.glob("run-*.wandb"))[0].name[len("run-") : -len(".wandb")]
+
+
+def by_wandb_id(runs: list[Path]) -> list[list[Path]]:
+    """``runs`` grouped by W&B id, each group in the order it was written (``offline-run-<YYYYmmdd_HHMMSS>-``)."""
+    groups: dict[str, list[Path]] = {}
+    for run in runs:
+        groups.setdefault(wandb_id(run), []).append(run)
+    return [
+        sorted(group, key=lambda r: (r.name[len("offline-run-") :].split("-")[0], str(r))) for group in groups.values()
+    ]
 
 
 def sync_one(run: Path, timeout_s: float) -> tuple[Path, str | None]:
@@ -64,15 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(runs)} offline W&B run(s) in {args.study_dir}: {len(runs) - len(todo)} already synced, "
         f"{len(todo)} to upload"
     )
+    groups = by_wandb_id(todo)
+    shared = [group for group in groups if len(group) > 1]
+    if shared:
+        print(
+            f"note: {sum(map(len, shared))} offline runs share {len(shared)} W&B id(s) "
+            f"(e.g. {wandb_id(shared[0][0])}): each id's folders are uploaded one after another, oldest first"
+        )
     if args.dry_run or not todo:
         for run in todo:
             print(f"  would upload {run}")
         return 0
+
+    def sync_group(group: list[Path]) -> list[tuple[Path, str | None]]:
+        return [sync_one(run, args.timeout) for run in group]
+
     failed = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for run, error in pool.map(lambda r: sync_one(r, args.timeout), todo):
-            failed += error is not None
-            print(f"  {'failed' if error else 'synced'}: {run}" + (f": {error}" if error else ""), flush=True)
+        for results in pool.map(sync_group, groups):
+            for run, error in results:
+                failed += error is not None
+                print(f"  {'failed' if error else 'synced'}: {run}" + (f": {error}" if error else ""), flush=True)
     print(f"{len(todo) - failed} synced, {failed} failed")
     return 1 if failed else 0
 

@@ -6,6 +6,7 @@ It lives in its own module, not in ``__main__``, so launchers that run jobs in o
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def task(cfg: object) -> str:
 
     from ablate.config import to_typed
     from ablate.runner import execute
-    from ablate.study import read_study_stamp
+    from ablate.study import MULTIRUN_ENV, read_study_stamp
 
     hc = HydraConfig.get()
     try:
@@ -30,9 +31,10 @@ def task(cfg: object) -> str:
         sys.exit(2)
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
-    stamp = read_study_stamp(Path(hc.sweep.dir)) if multirun else {}
+    stamp = read_study_stamp(Path(hc.sweep.dir), os.environ.get(MULTIRUN_ENV)) if multirun else {}
     study = {key: value for key, value in stamp.items() if key != "grid"}  # each record keeps its study's stamp
     label = run_label(overrides, study.get("factors"), hc.job.num if multirun else None)
-    status = execute(config, Path(hc.runtime.output_dir), label, overrides, study)
+    study_dir = Path(hc.sweep.dir).absolute() if multirun else None
+    status = execute(config, Path(hc.runtime.output_dir), label, overrides, study, study_dir)
     statuses.append(status)
     return status

@@ -7,16 +7,18 @@ the run's final ``result.json`` content. The run record tracker is always on and
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from ablate import metrics as M
-from ablate.runtime import atomic_write_json, finite_or_none
+from ablate.runtime import atomic_write_json, atomic_write_text, finite_or_none, is_disk_full, json_safe
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.yaml"
+RESERVED_BYTES = 65536  # result.json's size while running: room for the final result on a full disk
 
 
 class Tracker(Protocol):
@@ -34,6 +36,10 @@ class RunRecord:
     ``write`` and flushed, so a run killed at any moment leaves only whole lines plus at most one partial
     last line, which readers skip. ``result.json`` says ``running`` from the start and is replaced by the
     final result at the end; a record still saying ``running`` after its process died was killed.
+
+    A full disk must not leave a record saying ``running``: the ``running`` file is padded to
+    ``RESERVED_BYTES`` (JSON allows trailing blanks), and if the final atomic replace cannot get space, the
+    final result is written over that reserved file in place (the traceback dropped if it does not fit).
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -44,7 +50,8 @@ class RunRecord:
     def start(self, info: dict[str, Any]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._info = info
-        atomic_write_json(self.run_dir / RESULT_FILE, {**info, "status": "running"})
+        text = json.dumps(json_safe({**info, "status": "running"}), indent=2, default=str)
+        atomic_write_text(self.run_dir / RESULT_FILE, text + "\n" + " " * max(0, RESERVED_BYTES - len(text) - 1))
         self._file = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115 closed in finish
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -59,9 +66,32 @@ class RunRecord:
 
     def finish(self, result: dict[str, Any]) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # the last line could not be flushed (a full disk): readers skip a partial line
+                pass
             self._file = None
-        atomic_write_json(self.run_dir / RESULT_FILE, result)
+        path = self.run_dir / RESULT_FILE
+        try:
+            atomic_write_json(path, result)
+        except OSError as err:
+            if not is_disk_full(err) or not path.exists():
+                raise
+            write_in_place(path, result)
+
+
+def write_in_place(path: Path, result: dict[str, Any]) -> None:
+    """Overwrite ``path`` with ``result`` inside its current size, which needs no new disk space."""
+    size = path.stat().st_size
+    for attempt in (result, {k: v for k, v in result.items() if k != "traceback"}):
+        data = json.dumps(json_safe(attempt), default=str).encode()
+        if len(data) < size:
+            with open(path, "r+b") as f:
+                f.write(data + b" " * (size - len(data)))
+                f.flush()
+                os.fsync(f.fileno())
+            return
+    raise OSError(f"the final result does not fit the {size} bytes reserved at {path}")
 
 
 class Console:

@@ -1,14 +1,19 @@
 """``python -m analysis <study dir> [<study dir> ...]``: figures, tables with intervals, and a report.
 
 Writes ``<study>/report/`` (or ``--out``): ``report.md``, a self-contained ``report.html``, ``figures/*.png``
-(+ SVG), ``tables/*.csv``. Reads only run records (JSON, JSONL, YAML): no torch, nothing executed from the
-study. Bad input (not a study, an unknown metric, factor or control) stops with one line naming what exists.
+(+ SVG), ``tables/*.csv``, all first into a hidden staging directory beside it, moved in place only when the
+report is complete (a failure leaves the previous report as it was; other files there, such as ``wandb/``, stay).
+A study is a directory or a name: ``<name>`` is looked up as ``outputs/studies/<name>`` when no such path exists.
+Reads only run records (JSON, JSONL, YAML): no torch, nothing executed from the study. Bad input (not a study,
+no run with a result, an unknown metric, factor or control) stops with one line naming what exists, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
 import sys
 import time
 import warnings
@@ -19,7 +24,7 @@ import pandas as pd
 
 from analysis import findings as F
 from analysis import stats
-from analysis.load import Study, StudyError, load_study
+from analysis.load import Study, StudyError, find_study, load_study, unreadable_text
 from analysis.report import Document, write
 
 CAPTIONS = {
@@ -47,7 +52,7 @@ class UsageError(ValueError):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n")[0])
-    p.add_argument("studies", nargs="+", type=Path, help="study directories (outputs/studies/<name>)")
+    p.add_argument("studies", nargs="+", type=Path, help="study directories (outputs/studies/<name>) or study names")
     p.add_argument("--out", type=Path, help="report directory (default: <study>/report)")
     p.add_argument("--metric", default="final_eval_loss", help="summary metric compared across cells")
     p.add_argument("--control", help="the control of paired comparisons, factor=value (default: warmup=0)")
@@ -87,11 +92,29 @@ def choose_control(study: Study, control: str | None) -> str | None:
         values = sorted({str(v) for v in study.runs[factor].dropna()}, key=natural)
         if value not in values:
             raise UsageError(f"--control {control}: no run has {factor}={value}; values: {', '.join(values)}")
-        return control
+        return check_control_arm(study, control, "--control")
     for factor, value in (("warmup", "0"), ("skew", "none"), ("warmup_shape", "none")):
         if factor in factors and value in {str(v) for v in study.runs[factor].dropna()}:
-            return f"{factor}={value}"
+            return check_control_arm(study, f"{factor}={value}", "the default control")
     return None
+
+
+def check_control_arm(study: Study, control: str, named: str) -> str:
+    """``control`` if some run of it has a result to pair with; else one line: what its runs did, what else exists."""
+    factor, _, value = control.partition("=")
+    runs = study.runs
+    arm = runs[stats.equals_value(runs[factor], value)]
+    if arm["status"].isin(list(stats.RESULT_STATUSES)).any():
+        return control
+    with_result = runs[runs["status"].isin(list(stats.RESULT_STATUSES))]
+    others = sorted({str(v) for v in with_result[factor].dropna()} - {value}, key=natural)
+    states = ", ".join(f"{n} {status}" for status, n in Counter(arm["status"]).most_common())
+    errors = arm.loc[arm["status"] == "failed", "error"]
+    first = f" (first error: {str(errors.iloc[0]).splitlines()[0]})" if len(errors) else ""
+    raise UsageError(
+        f"{named} {control}: no run of it has a result (completed or diverged): {states}{first}; "
+        f"pass --control {factor}=<value> with a value whose runs have results: {', '.join(others) or '(none)'}"
+    )
 
 
 def natural(value: object) -> tuple[int, float | str]:
@@ -120,6 +143,8 @@ def counts_table(study: Study, outcomes: pd.Series) -> pd.DataFrame:
             rows.append({"status": status, "runs": int(mask.sum()), "outcome": outcome_words(outcomes[mask])})
     if study.incomplete:
         rows.append({"status": "incomplete (no result.json)", "runs": len(study.incomplete), "outcome": "left out"})
+    if study.unreadable:
+        rows.append({"status": "unreadable result.json", "runs": len(study.unreadable), "outcome": "left out"})
     return pd.DataFrame(rows, columns=["status", "runs", "outcome"])
 
 
@@ -316,6 +341,7 @@ def build(
     failed = runs[runs["status"] == "failed"]
     doc.ul([f"failed: `{r['run']}`: {r['error']}" for _, r in failed.iterrows()])
     doc.ul([f"incomplete (no result.json, left out): `{p}`" for p in study.incomplete])
+    doc.ul([f"{unreadable_text(p, why)} (left out)" for p, why in study.unreadable.items()])
     if factors:
         doc.h3("Outcomes per cell")
         doc.p("Runs per cell (seeds, failed ones included) and what they learned, out of those runs.")
@@ -437,17 +463,68 @@ def build(
     return doc
 
 
+def check_results(study: Study, study_dirs: list[Path]) -> None:
+    """Stop with one line when no run has a result (completed or diverged): only errors, nothing to compare."""
+    runs = study.runs
+    if runs["status"].isin(list(stats.RESULT_STATUSES)).any():
+        return
+    parts = [f"{n} {status}" for status, n in Counter(runs["status"]).most_common()]
+    if study.incomplete:
+        parts.append(f"{len(study.incomplete)} without result.json")
+    if study.unreadable:
+        parts.append(f"{len(study.unreadable)} with an unreadable result.json")
+    errors = runs.loc[runs["status"] == "failed", "error"]
+    first = f" (first error: {str(errors.iloc[0]).splitlines()[0]})" if len(errors) else ""
+    where = " ".join(str(path) for path in study_dirs)
+    raise UsageError(
+        f"no run of {where} has a result (completed or diverged): {', '.join(parts)}{first}; nothing to analyse; "
+        f"see python -m ablate.status {study_dirs[0]}"
+    )
+
+
+# What a report consists of, moved into its directory in this order (report.md, which links the rest, last);
+# anything else there (the analysis run's ``wandb/``, the user's own files) is left as it is.
+REPORT_PARTS = ("figures", "tables", "report.html", "report.md")
+
+
+def staging_dir(out: Path) -> Path:
+    """Where a report is written before it is complete: a hidden directory next to ``out``, one per process."""
+    final = out.resolve()
+    return final.parent / f".{final.name}.partial-{os.getpid()}"
+
+
+def move_into_place(staged: Path, out: Path) -> None:
+    """Replace the report parts in ``out`` with the complete ones in ``staged`` (each part one rename)."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = staged.with_name(staged.name.replace(".partial-", ".old-"))
+    old.mkdir(exist_ok=True)
+    try:
+        for name in REPORT_PARTS:
+            if not (staged / name).exists():
+                continue
+            if (out / name).exists() or (out / name).is_symlink():
+                (out / name).rename(old / name)
+            (staged / name).rename(out / name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    out = Path()
     try:
+        args.studies = [find_study(path) for path in args.studies]  # a path, or a name under outputs/studies
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             study = load_study(args.studies)
         for w in caught[:20]:
             print(f"warning: {w.message}", file=sys.stderr)
+        check_results(study, args.studies)
         check_metric(study, args.metric)
+        choose_control(study, args.control)  # a bad --control stops here, before anything is drawn
         out = args.out or (args.studies[0] / "report" if len(args.studies) == 1 else Path("report"))
-        (out / "tables").mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: a file, not a directory; pass a directory for the report")
         from analysis import plots
 
         only = args.figures.split(",") if args.figures else None
@@ -458,17 +535,30 @@ def main(argv: list[str] | None = None) -> int:
         formats = tuple(dict.fromkeys(["png", *args.formats.split(",")]))
         options = {"time_to_target": {"metric": args.target_metric, "target": args.target}}
         drawn = None if only is None else [n for n in only if n in plots.FIGURES]
-        rendered = plots.make_figures(study, out / "figures", formats=formats, only=drawn, options=options)
-        figures = {name: (png, CAPTIONS.get(name, name)) for name, png in rendered.items()}
-        draw_regime = only is None or "phase_diagram" in only
-        doc = build(study, args, out, figures, rendered.skipped, formats, draw_regime)
-        md, page = write(doc, out)
+        # The report is written whole into a staging directory and moved in place only when complete: an error
+        # on the way leaves the previous report as it was, and no half-written one.
+        staged = staging_dir(out)
+        try:
+            (staged / "tables").mkdir(parents=True)
+            rendered = plots.make_figures(study, staged / "figures", formats=formats, only=drawn, options=options)
+            figures = {name: (png, CAPTIONS.get(name, name)) for name, png in rendered.items()}
+            draw_regime = only is None or "phase_diagram" in only
+            doc = build(study, args, staged, figures, rendered.skipped, formats, draw_regime)
+            md, page = write(doc, staged)
+            move_into_place(staged, out)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        md, page = out / md.name, out / page.name
+        figures = {name: (out / png.relative_to(staged), caption) for name, (png, caption) in figures.items()}
     except (StudyError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:  # e.g. a control without pairs, from the statistics
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only directory
+        print(f"error: cannot write the report to {out}: {err}", file=sys.stderr)
+        return 1
     print(f"report: {md}\nhtml:   {page}")
     if args.wandb != "off" and len(args.studies) == 1:
         from analysis.to_wandb import log_analysis, study_uses_wandb

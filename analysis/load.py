@@ -44,7 +44,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +124,17 @@ class StudyError(ValueError):
 class Study:
     """The run records of one or more studies, as tables (see the module docstring for their columns).
 
-    ``incomplete`` lists run directories without ``result.json`` (left out of both tables); ``factors`` lists the
-    factor columns whose value differs between runs (``seed`` included when it varies).
+    ``incomplete`` lists run directories without ``result.json`` and ``unreadable`` the ``result.json`` files that
+    are not run records (not valid JSON, or JSON without ``run_id`` and ``status``), each with the reason: both are
+    left out of both tables. ``factors`` lists the factor columns whose value differs between runs (``seed``
+    included when it varies).
     """
 
     runs: pd.DataFrame
     history: pd.DataFrame
     incomplete: list[Path]
     factors: list[str]
+    unreadable: dict[Path, str] = field(default_factory=dict)
 
     @property
     def cell_factors(self) -> list[str]:
@@ -302,8 +305,27 @@ def read_study_factors(study_dir: Path, results: Iterable[dict[str, Any]]) -> li
     return [key for key in dict.fromkeys(keys) if not key.startswith("hydra")]
 
 
-def describe_contents(study_dir: Path, incomplete: list[Path]) -> str:
+def not_a_record(result: Any) -> str | None:
+    """Why a parsed ``result.json`` is not a run record written by ``python -m ablate``, or None if it is one."""
+    if not isinstance(result, dict):
+        return f"not a run record (a JSON {type(result).__name__}, not an object)"
+    missing = [key for key in ("run_id", "status") if not isinstance(result.get(key), str)]
+    if missing:
+        return f"not a run record (no {' and no '.join(missing)})"
+    return None
+
+
+def unreadable_text(path: Path, reason: str) -> str:
+    """``unreadable result.json at <path>: <reason>``: the one way a bad record is named, in warnings and errors."""
+    return f"unreadable {RESULT_FILE} at {path}: {reason}"
+
+
+def describe_contents(study_dir: Path, incomplete: list[Path], unreadable: dict[Path, str] | None = None) -> str:
     """What a directory without run records holds, for the error message."""
+    if unreadable:
+        path, reason = next(iter(unreadable.items()))
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        return unreadable_text(path, reason) + more
     if incomplete:
         names = ", ".join(str(path.relative_to(study_dir)) for path in incomplete[:5])
         more = " ..." if len(incomplete) > 5 else ""
@@ -314,33 +336,76 @@ def describe_contents(study_dir: Path, incomplete: list[Path]) -> str:
     return f"found only {', '.join(entries[:8])}{' ...' if len(entries) > 8 else ''}"
 
 
-def read_run_records(study_dir: Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[Path]]:
-    """The run records under a study directory (with their directories), and the run directories without one.
+STUDY_HINT = "pass a study directory such as outputs/studies/<name>"
 
-    Raises StudyError if the path is not a directory or holds no run record. An unreadable ``result.json`` counts
-    as incomplete, with a warning.
+
+def read_run_records(
+    study_dir: Path,
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[Path], dict[Path, str]]:
+    """The run records under a study directory (with their directories), the run directories without one, and the
+    ``result.json`` files that are not run records, each with the reason (``not_a_record``, or its JSON error).
+
+    Raises StudyError if the path is not a directory or holds no run record. An unreadable ``result.json`` is named
+    in a warning and left out; it is never taken for a run without one.
     """
     if not study_dir.exists():
-        raise StudyError(f"{study_dir} is not a study: no such directory")
+        raise StudyError(f"{study_dir} is not a study: no such directory; {STUDY_HINT}")
     if not study_dir.is_dir():
-        raise StudyError(f"{study_dir} is not a study: it is a file, not a sweep directory")
-    records, incomplete = [], []
+        raise StudyError(f"{study_dir} is not a study: it is a file, not a sweep directory; {STUDY_HINT}")
+    records, incomplete, unreadable = [], [], {}
     for run_dir in find_run_dirs(study_dir):
+        path = run_dir / RESULT_FILE
         try:
             result = read_result(run_dir)
-        except (OSError, json.JSONDecodeError) as err:
-            warnings.warn(f"{run_dir / RESULT_FILE}: unreadable ({err}); counted as incomplete", stacklevel=2)
-            result = None
-        if isinstance(result, dict):
-            records.append((run_dir, result))
-        else:
+            why = None if result is None else not_a_record(result)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if why is not None:
+            unreadable[path] = why
+            warnings.warn(unreadable_text(path, why) + "; left out", stacklevel=2)
+        elif result is None:
             incomplete.append(run_dir)
+        else:
+            records.append((run_dir, result))
     if not records:
         raise StudyError(
-            f"{study_dir} is not a study: no run records ({RESULT_FILE}) under it; "
-            f"{describe_contents(study_dir, incomplete)}"
+            f"{study_dir} is not a study: no run records ({RESULT_FILE} files written by python -m ablate) under it; "
+            f"{describe_contents(study_dir, incomplete, unreadable)}; {STUDY_HINT}"
         )
-    return records, incomplete
+    return records, incomplete, unreadable
+
+
+STUDIES_ROOT = Path("outputs/studies")  # where ``python -m ablate -m study=<name>`` writes, relative to the cwd
+
+
+def list_studies(root: Path = STUDIES_ROOT, limit: int = 10) -> str:
+    """The studies under ``root`` (directories with a ``study.json``, up to 3 levels down), for an error message."""
+    found = sorted(
+        {p.parent.relative_to(root).as_posix() for depth in (1, 2, 3) for p in root.glob("*/" * depth + STUDY_FILE)}
+    )
+    if not found:
+        found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not found:
+        return f"no study under {root}"
+    more = f" ... ({len(found)} in all)" if len(found) > limit else ""
+    return f"studies under {root}: {', '.join(found[:limit])}{more}"
+
+
+def find_study(name: str | Path, root: Path = STUDIES_ROOT) -> Path:
+    """A study given by path or by name: the path if it exists, else ``<root>/<name>`` (``study=<name>``'s directory).
+
+    Raises StudyError, saying where it looked and which studies exist, when neither exists.
+    """
+    path = Path(name)
+    if path.exists():
+        return path
+    named = root / path
+    if not path.is_absolute() and named.exists():
+        return named
+    where = str(path) if path.is_absolute() else f"{path} (nor {named})"
+    listing = list_studies(root)
+    hint = f"; {STUDY_HINT}" if listing.startswith("no study") else ""
+    raise StudyError(f"{where} is not a study: no such directory; {listing}{hint}")
 
 
 def keep_best_per_run_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -478,16 +543,18 @@ def load_study(paths: str | Path | Iterable[str | Path]) -> Study:
         raise StudyError("no study given: pass one or more sweep directories")
     found = [read_run_records(study_dir) for study_dir in study_dirs]
     factors = list(STANDARD_FACTORS)
-    for study_dir, (records, _) in zip(study_dirs, found, strict=True):
+    for study_dir, (records, _, _) in zip(study_dirs, found, strict=True):
         factors += read_study_factors(study_dir, (result for _, result in records))
     factors = list(dict.fromkeys(factors))
 
     rows: list[dict[str, Any]] = []
     incomplete: list[Path] = []
-    for name, study_dir, (records, missing) in zip(study_names(study_dirs), study_dirs, found, strict=True):
+    unreadable: dict[Path, str] = {}
+    for name, study_dir, (records, missing, bad) in zip(study_names(study_dirs), study_dirs, found, strict=True):
         study_rows = [run_row(name, study_dir, run_dir, result, factors) for run_dir, result in records]
         rows += keep_best_per_run_id(study_rows)
         incomplete += missing
+        unreadable.update(bad)
     if incomplete:
         names = ", ".join(str(path) for path in incomplete[:3]) + (" ..." if len(incomplete) > 3 else "")
         warnings.warn(f"{len(incomplete)} run directories without {RESULT_FILE} left out: {names}", stacklevel=2)
@@ -496,4 +563,6 @@ def load_study(paths: str | Path | Iterable[str | Path]) -> Study:
     history, lengths = history_frame([Path(run_dir) for run_dir in runs["run_dir"]])
     history.insert(0, "study", repeat_as_categorical(runs["study"], lengths))
     history.insert(1, "run", repeat_as_categorical(runs["run"], lengths))
-    return Study(runs=runs, history=history, incomplete=incomplete, factors=varying(runs, factors))
+    return Study(
+        runs=runs, history=history, incomplete=incomplete, factors=varying(runs, factors), unreadable=unreadable
+    )

@@ -230,7 +230,10 @@ def test_not_a_study_is_one_clear_error(tmp_path: Path) -> None:
         load_study(tmp_path / "file.txt")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(StudyError, match=r"is not a study: no run records \(result.json\) under it; .*empty"):
+    with pytest.raises(
+        StudyError,
+        match=r"is not a study: no run records \(result.json files written by python -m ablate\) under it; .*empty",
+    ):
         load_study(empty)
     with pytest.raises(StudyError, match=r"found only empty/, file.txt"):
         load_study(tmp_path)

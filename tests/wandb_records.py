@@ -45,8 +45,19 @@ def records(path: Path) -> list[Any]:
 
 
 def read_offline_run(run_dir: Path) -> dict[str, Any]:
-    """``{"run": ..., "config": {...}, "history": [{...}], "summary": {...}, "exit_code": int}``."""
+    """The one offline W&B run of ``run_dir``: see ``read_wandb_file``."""
     (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return read_wandb_file(path)
+
+
+def read_offline_runs(run_dir: Path) -> list[dict[str, Any]]:
+    """Every offline W&B run of ``run_dir`` (one per attempt), oldest first (by the folder's timestamp)."""
+    paths = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"), key=lambda p: p.parent.name.split("-")[2])
+    return [read_wandb_file(path) for path in paths]
+
+
+def read_wandb_file(path: Path) -> dict[str, Any]:
+    """``{"run": ..., "config": {...}, "history": [{...}], "summary": {...}, "exit_code": int}``."""
     out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "exit_code": None}
     for record in records(path):
         kind = record.WhichOneof("record_type")

@@ -2,10 +2,12 @@
 
 Each job runs in a fresh process (``python -m ablate.job``), so it starts with no CUDA context and sees only
 the GPU it was given (``CUDA_VISIBLE_DEVICES=<id>``, so inside the job it is ``cuda:0``). GPUs are handed out by
-``ablate.devices.DeviceAllocator`` as they become free, never by ``job.num % n_gpus``. Without GPUs, jobs run
-on ``n_jobs`` CPU workers with ``cores // n_jobs`` torch threads each. A job process that dies (killed, out of
-memory) is reported as failed; the other jobs go on. Cost: a fresh process pays Python + torch start-up
-(2-3 s on a small machine) and wandb's service start (~1 s) per job.
+``ablate.devices.DeviceAllocator`` as they become free, never by ``job.num % n_gpus``. Without GPUs,
+``cores // cpu_threads`` jobs run at once. Every job sets the config's ``cpu_threads`` itself (part of the
+run's identity), so a run's metrics are bitwise those of the same run under the sequential launcher. A job
+process that dies (killed, out of memory) is reported as failed; the other jobs go on. Ctrl-C, SIGTERM or a
+full disk in a job stops the study: jobs not yet started are cancelled. Cost: a fresh process pays Python +
+torch start-up (2-3 s on a small machine) and wandb's service start (~1 s) per job.
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scanner runs this module before it is in
@@ -30,8 +32,18 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from ablate.devices import DeviceAllocator, visible_gpus
+from ablate.job import JOB_DISK_FULL, JOB_INTERRUPTED, JOB_TERMINATED
+from ablate.runner import Terminated
+from ablate.runtime import DiskFull
 
 log = logging.getLogger(__name__)
+
+# exit statuses of ``python -m ablate.job`` that stop the whole study, and what the launcher raises for them
+STOP_CODES: dict[int, Any] = {
+    JOB_DISK_FULL: lambda sweep_dir: DiskFull(str(sweep_dir)),
+    JOB_TERMINATED: lambda sweep_dir: Terminated("a job was terminated by SIGTERM"),
+    JOB_INTERRUPTED: lambda sweep_dir: KeyboardInterrupt(),
+}
 
 
 @dataclass
@@ -40,18 +52,14 @@ class LocalLauncherConf:
     n_jobs: int = 0  # parallel jobs; 0: one per GPU slot when GPUs exist, else one per CPU core
     gpus: Any = "auto"  # auto (every GPU CUDA sees), none (CPU workers), or a list of GPU ids
     jobs_per_gpu: int = 1  # > 1 shares each GPU between that many jobs, on purpose
-    torch_threads: int = 0  # threads per CPU job; 0: cores // n_jobs
     lock_dir: str = ""  # GPU lock files; empty: a per-user directory in the system's temp dir
 
 
 class LocalLauncher(Launcher):
-    def __init__(
-        self, n_jobs: int = 0, gpus: Any = "auto", jobs_per_gpu: int = 1, torch_threads: int = 0, lock_dir: str = ""
-    ) -> None:
+    def __init__(self, n_jobs: int = 0, gpus: Any = "auto", jobs_per_gpu: int = 1, lock_dir: str = "") -> None:
         self.n_jobs = n_jobs
         self.gpus = gpus
         self.jobs_per_gpu = jobs_per_gpu
-        self.torch_threads = torch_threads
         self.lock_dir = Path(lock_dir) if lock_dir else None
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
@@ -68,22 +76,35 @@ class LocalLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         gpus = visible_gpus(self.gpus if not isinstance(self.gpus, list | tuple) else list(self.gpus))
         slots = len(gpus) * self.jobs_per_gpu
-        n_jobs = self.n_jobs or slots or os.cpu_count() or 1
+        threads = int(self.config.get("cpu_threads", 1))
+        n_jobs = self.n_jobs or slots or max(1, (os.cpu_count() or 1) // threads)
         allocator = DeviceAllocator(gpus, self.jobs_per_gpu, self.lock_dir) if gpus else None
-        threads = self.torch_threads or max(1, (os.cpu_count() or 1) // n_jobs)
-        where = f"{len(gpus)} GPU(s) {','.join(gpus)}" if gpus else f"CPU, {threads} torch thread(s) each"
+        where = f"{len(gpus)} GPU(s) {','.join(gpus)}" if gpus else f"CPU, cpu_threads={threads} each"
         log.info(f"Launching {len(job_overrides)} jobs on {n_jobs} local worker(s), {where}")
-        with tempfile.TemporaryDirectory(prefix="ablate-jobs-") as tmp, ThreadPoolExecutor(n_jobs) as pool:
-            futures = [
-                pool.submit(self._run, initial_job_idx + i, list(overrides), Path(tmp), allocator, threads)
-                for i, overrides in enumerate(job_overrides)
-            ]
-            return [f.result() for f in futures]
+        self._stop: BaseException | None = None
+        with tempfile.TemporaryDirectory(prefix="ablate-jobs-") as tmp:
+            pool = ThreadPoolExecutor(n_jobs)
+            try:
+                futures = [
+                    pool.submit(self._run, initial_job_idx + i, list(overrides), Path(tmp), allocator, threads)
+                    for i, overrides in enumerate(job_overrides)
+                ]
+                returns = [f.result() for f in futures]
+            except BaseException:  # Ctrl-C here: jobs not started are cancelled, running ones record and end
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+        if self._stop is not None:  # a job stopped the study (SIGTERM, a full disk): so does the launcher
+            raise self._stop
+        return returns
 
     def _run(
         self, idx: int, overrides: list[str], tmp: Path, allocator: DeviceAllocator | None, threads: int
     ) -> JobReturn:
         assert self.config is not None and self.hydra_context is not None
+        if self._stop is not None:  # the study is stopping: start nothing new
+            ret = JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=self._stop)
+            return ret
         sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = idx
@@ -107,6 +128,9 @@ class LocalLauncher(Launcher):
             with allocator.acquire() as gpu:
                 done = self._start(idx, overrides, spec, {**env, "CUDA_VISIBLE_DEVICES": gpu}, f" on GPU {gpu}")
         result = tmp / f"job{idx}.pkl.out"
+        stop = STOP_CODES.get(done.returncode)
+        if stop is not None and self._stop is None:
+            self._stop = stop(Path(str(self.config.hydra.sweep.dir)))
         if done.returncode == 0 and result.exists():
             ret.status, ret.return_value = JobStatus.COMPLETED, pickle.loads(result.read_bytes())
         else:

@@ -5,13 +5,18 @@ ablate -m warmup=0,100,5000 steps=1000`` stops with one line), and its ``run_id`
 then decides each point against the records already in the study directory: done ones (``completed`` or
 ``diverged`` with the same ``run_id``) are skipped, failed, killed and new ones run, each in its own stable
 directory (``hydra.sweep.subdir`` per job). ``hydra.sweeper.resume=false`` (or ``--fresh``) runs every point
-again, setting earlier records aside. The grid and the plan go into ``study.json``. A job that crashes
-outside its run record (a launcher or SLURM failure) is reported and does not stop the others.
+again, setting earlier records aside. Nothing is written before the whole grid is valid; then the grid and
+the plan go into ``study.json``. A job that crashes outside its run record (a launcher or SLURM failure) is
+reported and does not stop the others. Several commands may work on one study at once: each run is claimed
+by the process that trains it (``ablate.claims``), a job whose run another command holds returns
+``claimed``, and the sweeper waits for those runs before the summary, so every run trains exactly once.
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scanner runs this module before it is in
 # sys.modules, where dataclasses cannot resolve string annotations
+import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,10 +28,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
+from ablate.claims import describe_holder, is_held, read_info, wait_until_released
 from ablate.config import ConfigError, run_id, to_typed
 from ablate.plan import PlannedRun, plan
-from ablate.runtime import atomic_write_json
-from ablate.study import STUDY_FILE, read_study_stamp
+from ablate.runtime import DISK_FULL_ERRNOS, DiskFull
+from ablate.study import MULTIRUN_ENV, new_stamp, write_stamp
 
 
 @dataclass
@@ -68,40 +74,80 @@ class ValidatingSweeper(BasicSweeper):
         parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
         factors = [o.key_or_group for o in parsed if o.is_sweep_override()]
         jobs = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
-
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+
+        # nothing is written before the whole grid is valid: a rejected command leaves no trace
+        run_ids = [self.run_id_of(job) for job in jobs]
+        check_writable(sweep_dir)
+        stamp = new_stamp(self.config, sweep_dir, self.resume)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        planned = plan([(job, self.run_id_of(job)) for job in jobs], factors, sweep_dir, self.resume)
-        record_plan(sweep_dir, planned)
+        planned = plan(list(zip(jobs, run_ids, strict=True)), factors, sweep_dir, self.resume)
+        stamp["grid"] = [
+            {"run": p.subdir, "run_id": p.run_id, "overrides": p.overrides, "action": p.action, "reason": p.reason}
+            for p in planned
+        ]
+        write_stamp(sweep_dir, stamp)
         print(describe_plan(planned), file=sys.stderr, flush=True)
 
-        to_run = [
-            [*p.overrides, f"hydra.sweep.dir={quote(str(sweep_dir))}", f"hydra.sweep.subdir={quote(p.subdir)}"]
-            for p in planned
-            if p.action == "run"
+        own = [
+            "hydra.sweep.dir=" + quote(str(sweep_dir)),
+            f"hydra.job.env_set.{MULTIRUN_ENV}={stamp['multirun_id']}",
         ]
+        runs = [p for p in planned if p.action == "run"]
+        to_run = [[*p.overrides, *own, f"hydra.sweep.subdir={quote(p.subdir)}"] for p in runs]
+        elsewhere = [p.run_id for p in planned if p.reason.startswith("running elsewhere")]
         size = self.max_batch_size or len(to_run) or 1
         returns: list[Sequence[JobReturn]] = []
         for start in range(0, len(to_run), size):
-            results = self.launcher.launch(to_run[start : start + size], initial_job_idx=start)
-            for r in results:
+            try:
+                results = self.launcher.launch(to_run[start : start + size], initial_job_idx=start)
+            except OSError as err:
+                if err.errno in DISK_FULL_ERRNOS:  # Hydra's own files of the next job could not be written
+                    raise DiskFull(err.filename or str(sweep_dir)) from None
+                raise
+            for i, r in enumerate(results):
                 if r.status == JobStatus.FAILED:  # the run record could not say so itself: say it here
                     first = (str(r._return_value).strip().splitlines() or ["unknown error"])[0]
                     job = " ".join(o for o in (r.overrides or []) if not o.startswith("hydra."))
                     print(f"error: job [{job}] crashed: {type(r._return_value).__name__}: {first}", file=sys.stderr)
+                elif r.status == JobStatus.COMPLETED and r.return_value == "claimed":
+                    elsewhere.append(runs[start + i].run_id)  # another command holds it: wait, then report it
             returns.append(results)
+        wait_for_others(sweep_dir, elsewhere)
         return returns
 
 
-def record_plan(sweep_dir: Path, planned: list[PlannedRun]) -> None:
-    """Add the grid and the plan to ``study.json`` (stamped by ``StudySummaryCallback`` at the multirun's start)."""
-    stamp = read_study_stamp(sweep_dir)
-    stamp["grid"] = [
-        {"run": p.subdir, "run_id": p.run_id, "overrides": p.overrides, "action": p.action, "reason": p.reason}
-        for p in planned
-    ]
-    atomic_write_json(sweep_dir / STUDY_FILE, stamp)
+def wait_for_others(sweep_dir: Path, run_ids: list[str]) -> None:
+    """Wait for the runs of this grid that another command holds (``ablate.claims``), so that this command's
+    summary reports how they ended; Ctrl-C stops waiting (the summary then shows them ``running``)."""
+    held = [r for r in run_ids if is_held(sweep_dir, r)]
+    if not held:
+        return
+    holders = sorted({describe_holder(read_info(sweep_dir, r)) for r in held})
+    print(
+        f"study: waiting for {len(held)} run(s) that another command is running ({'; '.join(holders[:3])}"
+        f"{' ...' if len(holders) > 3 else ''})",
+        file=sys.stderr,
+        flush=True,
+    )
+    wait_until_released(sweep_dir, held)
+
+
+def check_writable(sweep_dir: Path) -> None:
+    """Create the study directory and prove a file can be written there; exit 2 with one line if not."""
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=sweep_dir) as f:
+            f.write(b"ablate")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        print(
+            f"error: cannot write the study directory {sweep_dir}: {err.strerror or err}; nothing was run; "
+            "run from a writable directory or set study=<name> / hydra.sweep.dir=<a writable path>",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 REASON_ORDER = ("completed before", "diverged before", "running elsewhere", "failed before", "killed before", "new")
