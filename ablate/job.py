@@ -45,8 +45,8 @@ def main(spec_path: str) -> int:
     except KeyboardInterrupt:  # likewise; the launcher's own process reports it
         return JOB_INTERRUPTED
     if ret.status != JobStatus.COMPLETED:
-        err = ret._return_value
-        print(f"error: job failed: {type(err).__name__}: {err}", file=sys.stderr)
+        failure = ret._return_value
+        print(f"error: job failed: {type(failure).__name__}: {failure}", file=sys.stderr)
         return 1
     Path(spec_path + ".out").write_bytes(pickle.dumps(ret.return_value))
     return 0

@@ -113,9 +113,7 @@ GRIDS = {
 
 
 @pytest.mark.parametrize("name", GRIDS)
-def test_run_ids_equal_the_per_point_path_with_one_composition_per_group_combination(
-    name: str, multirun: Any
-) -> None:
+def test_run_ids_equal_the_per_point_path_with_one_composition_per_group_combination(name: str, multirun: Any) -> None:
     m = multirun(*GRIDS[name])
     assert len(m.jobs) >= 4
     loader = CountingLoader(m.loader)
