@@ -29,6 +29,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
 from ablate.claims import describe_holder, is_held, read_info, wait_until_released
+from ablate.cli import check_device
 from ablate.config import ConfigError, run_id, to_typed
 from ablate.plan import PlannedRun, plan
 from ablate.runtime import DISK_FULL_ERRNOS, DiskFull
@@ -68,6 +69,22 @@ class ValidatingSweeper(BasicSweeper):
             print(f"error: in run [{job}]: {err}; nothing was run", file=sys.stderr)
             sys.exit(2)
 
+    def check_devices(self, jobs: list[list[str]]) -> None:
+        """Each distinct ``device`` of the grid must exist here, unless SLURM runs the jobs on other nodes."""
+        assert self.config is not None
+        if "slurm" in str(self.config.hydra.launcher.get("_target_", "")).lower():
+            return
+        devices = set()
+        for job in jobs:
+            chosen = [o.partition("=")[2] for o in job if o.partition("=")[0].lstrip("+~") == "device"]
+            devices.add(chosen[-1] if chosen else str(self.config.get("device", "auto")))
+        for device in sorted(devices):
+            try:
+                check_device(device)
+            except ConfigError as err:
+                print(f"error: {err}; nothing was run", file=sys.stderr)
+                sys.exit(2)
+
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         params = self._parse_config() + list(arguments)
@@ -78,6 +95,7 @@ class ValidatingSweeper(BasicSweeper):
 
         # nothing is written before the whole grid is valid: a rejected command leaves no trace
         run_ids = [self.run_id_of(job) for job in jobs]
+        self.check_devices(jobs)
         check_writable(sweep_dir)
         stamp = new_stamp(self.config, sweep_dir, self.resume)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
