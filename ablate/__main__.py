@@ -22,6 +22,8 @@ def main() -> int:
         return 0
     if "--fresh" in args:  # run every grid point again; earlier records are set aside, never deleted
         args = [a for a in args if a != "--fresh"] + ["hydra.sweeper.resume=false"]
+    if "--yes" in args:  # start a study above ablate.grid.LARGE_GRID runs without asking
+        args = [a for a in args if a != "--yes"] + ["hydra.sweeper.yes=true"]
     if "--smoke" in args:  # every run for 3 updates, into outputs/studies/smoke/...: does the study run at all?
         args = [a for a in args if a != "--smoke"] + ["smoke=true", "tracker=local"]
     sys.argv = sys.argv[:1] + args
@@ -63,7 +65,7 @@ def stopped(why: str, what: str, code: int) -> int:
     from ablate.study import CURRENT, finish_study
 
     if not CURRENT:  # a single run, or a study stopped before its first run
-        print(f"error: {why}; {what}; run the same command to resume", file=sys.stderr)
+        print(f"error: {why}; {what}", file=sys.stderr)
         return code
     sweep_dir = Path(CURRENT["sweep_dir"])
     try:

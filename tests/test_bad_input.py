@@ -375,6 +375,11 @@ CLI_CASES = {
     "launcher": (["-m", "hydra/launcher=nope", "warmup=0,100", "steps=5", "tracker=local"], "hydra/launcher=nope"),
     "warmup-empty": (["-m", "warmup=", "steps=5", "tracker=local"], "warmup="),
     "warmup-ge-steps": (["-m", "warmup=0,100", "steps=50", "tracker=local", "study=x"], "warmup=100"),
+    "device-in-a-study": (
+        ["-m", "device=cpu," + _cuda_device_not_here().partition("=")[2], "steps=5", "tracker=local"],
+        "is not allowed here: this machine has",
+    ),
+    "huge-grid": (["-m", "lr=range(0.001,1,0.001)", "seed=range(0,1000)", "steps=5"], "study of 999000 runs"),
 }
 
 

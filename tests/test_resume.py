@@ -109,7 +109,7 @@ def test_sigterm_is_recorded_before_the_study_stops(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
-    assert "run the same command to resume" in stderr and "Traceback" not in stderr
+    assert "resume with the same command" in stderr and "Traceback" not in stderr
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "failed" and result["error"].startswith("terminated by SIGTERM")
     assert 0 < result["summary"]["steps_completed"] < 4000

@@ -17,6 +17,7 @@ by the process that trains it (``ablate.claims``), a job whose run another comma
 import os
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,14 @@ from omegaconf import OmegaConf, open_dict
 from ablate.claims import describe_holder, is_held, read_info, wait_until_released
 from ablate.cli import check_device
 from ablate.config import ConfigError, run_id, to_typed
+from ablate.grid import (
+    GridConfigError,
+    confirm_large_grid,
+    grid_run_ids,
+    grid_size,
+    large_grid_message,
+    progress_message,
+)
 from ablate.plan import PlannedRun, plan
 from ablate.runtime import DISK_FULL_ERRNOS, DiskFull
 from ablate.study import MULTIRUN_ENV, new_stamp, write_stamp
@@ -42,6 +51,7 @@ class ValidatingSweeperConf:
     max_batch_size: Any = None
     params: Any = field(default_factory=dict)
     resume: bool = True
+    yes: bool = False  # --yes: start a grid above ablate.grid.LARGE_GRID points without asking
 
 
 def quote(value: str) -> str:
@@ -50,9 +60,12 @@ def quote(value: str) -> str:
 
 
 class ValidatingSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: int | None, params: dict[str, str] | None = None, resume: bool = True):
+    def __init__(
+        self, max_batch_size: int | None, params: dict[str, str] | None = None, resume: bool = True, yes: bool = False
+    ):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.resume = resume
+        self.yes = yes
 
     def run_id_of(self, overrides: Sequence[str]) -> str:
         """Compose and validate one grid point; exit 2 with one line if it is not a valid run."""
@@ -90,11 +103,19 @@ class ValidatingSweeper(BasicSweeper):
         params = self._parse_config() + list(arguments)
         parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
         factors = [o.key_or_group for o in parsed if o.is_sweep_override()]
+        size = grid_size(parsed)  # counted, not enumerated: a 10^6-point grid is refused at once
+        if not confirm_large_grid(size, self.yes, sys.stdin, sys.stderr):
+            print(f"error: {large_grid_message(size)}", file=sys.stderr)
+            sys.exit(2)
         jobs = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
 
         # nothing is written before the whole grid is valid: a rejected command leaves no trace
-        run_ids = [self.run_id_of(job) for job in jobs]
+        try:
+            run_ids = grid_run_ids(self.hydra_context.config_loader, self.config, jobs, progress=Progress())
+        except GridConfigError as err:
+            print(f"error: {err}; nothing was run", file=sys.stderr)
+            sys.exit(2)
         self.check_devices(jobs)
         check_writable(sweep_dir)
         stamp = new_stamp(self.config, sweep_dir, self.resume)
@@ -114,11 +135,11 @@ class ValidatingSweeper(BasicSweeper):
         runs = [p for p in planned if p.action == "run"]
         to_run = [[*p.overrides, *own, f"hydra.sweep.subdir={quote(p.subdir)}"] for p in runs]
         elsewhere = [p.run_id for p in planned if p.reason.startswith("running elsewhere")]
-        size = self.max_batch_size or len(to_run) or 1
+        batch = self.max_batch_size or len(to_run) or 1
         returns: list[Sequence[JobReturn]] = []
-        for start in range(0, len(to_run), size):
+        for start in range(0, len(to_run), batch):
             try:
-                results = self.launcher.launch(to_run[start : start + size], initial_job_idx=start)
+                results = self.launcher.launch(to_run[start : start + batch], initial_job_idx=start)
             except OSError as err:
                 if err.errno in DISK_FULL_ERRNOS:  # Hydra's own files of the next job could not be written
                     raise DiskFull(err.filename or str(sweep_dir)) from None
@@ -133,6 +154,21 @@ class ValidatingSweeper(BasicSweeper):
             returns.append(results)
         wait_for_others(sweep_dir, elsewhere)
         return returns
+
+
+class Progress:
+    """``validating 900 runs: 300/900`` on stderr while a large grid is checked: about once a second on a
+    terminal, every 10 s in a log."""
+
+    def __init__(self) -> None:
+        self.every_s = 1.0 if sys.stderr.isatty() else 10.0
+        self.shown_at = -1e9
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self.shown_at >= self.every_s:
+            print(progress_message(done, total), file=sys.stderr, flush=True)
+            self.shown_at = now
 
 
 def wait_for_others(sweep_dir: Path, run_ids: list[str]) -> None:
