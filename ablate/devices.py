@@ -2,21 +2,23 @@
 
 ``job.num % n_gpus`` puts two jobs on one GPU as soon as jobs have uneven lengths, and pooled workers keep
 the CUDA context of the GPU they first used. Here a job waits for a device that is free at that moment:
-``DeviceAllocator.acquire`` takes an exclusive ``flock`` on ``<lock_dir>/gpu<id>.<slot>.lock`` and holds it
-until the job ends. ``flock`` locks belong to an open file, so they exclude threads of one launcher as well as
-other studies on the same machine that share the lock directory, and the kernel drops them when a process
-dies: a crashed launcher never leaves a GPU taken.
+``DeviceAllocator.acquire`` takes ``<lock_dir>/gpu<id>.<slot>.lock`` with ``filelock`` (an exclusive ``flock``,
+as ``ablate.claims`` does) and holds it until the job ends. ``flock`` locks belong to an open file and each try
+opens its own ``FileLock``, so they exclude threads of one launcher as well as other studies on the same machine
+that share the lock directory, and the kernel drops them when a process dies: a crashed launcher never leaves a
+GPU taken. (On a filesystem without ``flock``, ``filelock`` falls back to a marker file that holds the pid.)
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 
 def default_lock_dir() -> Path:
@@ -52,16 +54,14 @@ class DeviceAllocator:
         self.lock_dir = lock_dir or default_lock_dir()
         self.lock_dir.mkdir(parents=True, exist_ok=True)
 
-    def _try(self, device: str, slot: int) -> int | None:
-        fd = os.open(self.lock_dir / f"gpu{device}.{slot}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    def _try(self, device: str, slot: int) -> FileLock | None:
+        """The lock of (device, slot) if it was free and is now ours, else None (no waiting)."""
+        lock = FileLock(self.lock_dir / f"gpu{device}.{slot}.lock", thread_local=False)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock.acquire(timeout=0)
+        except Timeout:
             return None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for people looking
-        return fd
+        return lock
 
     @contextmanager
     def acquire(self, poll_s: float = 0.05) -> Iterator[str]:
@@ -69,12 +69,11 @@ class DeviceAllocator:
         while True:
             for slot in range(self.jobs_per_device):  # fill every device once before doubling up
                 for device in self.devices:
-                    fd = self._try(device, slot)
-                    if fd is not None:
+                    lock = self._try(device, slot)
+                    if lock is not None:
                         try:
                             yield device
                         finally:
-                            fcntl.flock(fd, fcntl.LOCK_UN)
-                            os.close(fd)
+                            lock.release()
                         return
             time.sleep(poll_s)

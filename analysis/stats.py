@@ -6,15 +6,16 @@ result count (``completed`` and ``diverged``, the default ``statuses``): a ``fai
 measurement. A missing or non-finite metric value (a diverged run's final loss) is left out of averages; ``n``
 columns say how many values were used.
 
-Intervals are 95% percentile bootstrap intervals: draw ``B = n_resamples`` (2000) resamples of the cell's values
-with replacement, compute the statistic on each, and take the ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles
-(linear interpolation) of the B statistics, ``c = confidence``. Every cell draws from its own
-``numpy.random.default_rng(seed)``, so a cell's interval does not depend on which other cells exist; with one
-stratum the draws equal ``scipy.stats.bootstrap(..., method="percentile", rng=np.random.default_rng(seed))``.
-Stratified (``strata="study"`` or ``"data"``, as rliable aggregates over tasks): each stratum is resampled
-within itself, keeping its size, and the statistic is computed on the pooled resample. With fewer than 2 values
-(in any stratum) the bootstrap cannot vary: the interval is NaN, ``ci_available`` is False and ``ci_note``
-says why; it is never reported as zero width.
+Intervals are 95% percentile bootstrap intervals (``scipy.stats.bootstrap(..., method="percentile")``): draw
+``B = n_resamples`` (2000) resamples of the cell's values with replacement, compute the statistic on each, and take
+the ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles (linear interpolation) of the B statistics, ``c = confidence``.
+Every cell draws from its own ``numpy.random.default_rng(seed)``, so a cell's interval does not depend on which
+other cells exist. Stratified (``strata="study"`` or ``"data"``, as rliable aggregates over tasks): each stratum
+is resampled within itself, keeping its size, and the statistic is computed on the pooled resample (each stratum
+is one of scipy's independent samples). With fewer than 2 values (in any stratum) the bootstrap cannot vary: the
+interval is NaN, ``ci_available`` is False and ``ci_note`` says why; it is never reported as zero width.
+Proportions get Wilson intervals (``scipy.stats.binomtest``), times to a target Kaplan-Meier curves
+(``scipy.stats.ecdf`` on ``scipy.stats.CensoredData``).
 """
 
 from __future__ import annotations
@@ -71,21 +72,30 @@ def higher_is_better(metric: str) -> bool:
 # ---------------------------------------------------------------------------------------------------- bootstrap
 
 
-def bootstrap_statistics(groups: Sequence[np.ndarray], statistic: Statistic, n_resamples: int, seed: int) -> np.ndarray:
-    """The statistic of ``n_resamples`` stratified resamples: each group resampled within itself, then pooled.
+def bootstrap_interval(
+    groups: Sequence[np.ndarray], statistic: Statistic, n_resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of the statistic of the pooled groups, each group resampled within itself.
 
-    Draws, per group of size ``n_g`` in order, ``rng.integers(0, n_g, (n_resamples, n_g))`` from
-    ``numpy.random.default_rng(seed)``; returns an array of shape (n_resamples,).
+    ``scipy.stats.bootstrap`` with the groups as independent samples: per group of size ``n_g``, in order, it draws
+    ``rng.integers(0, n_g, (n_resamples, n_g))`` from ``rng = numpy.random.default_rng(seed)``, pools the resampled
+    groups, computes the statistic of each of the ``n_resamples`` pooled resamples and takes their
+    ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles (linear interpolation). Every group needs at least 2 values.
     """
-    rng = np.random.default_rng(seed)
-    resampled = [group[rng.integers(0, len(group), (n_resamples, len(group)))] for group in groups]
-    return statistic(np.concatenate(resampled, axis=1))
 
+    def pooled(*resamples: np.ndarray, axis: int) -> np.ndarray:  # scipy passes (n_resamples, n_g) arrays, axis=-1
+        return statistic(np.concatenate(resamples, axis=axis))
 
-def percentile_interval(statistics: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles of the bootstrap statistics (linear interpolation)."""
-    low, high = np.quantile(statistics, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(low), float(high)
+    result = scipy_stats.bootstrap(
+        tuple(groups),
+        pooled,
+        n_resamples=n_resamples,
+        vectorized=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def interval_note(groups: Sequence[np.ndarray]) -> str:
@@ -114,8 +124,7 @@ def estimate_with_interval(
     estimate = float(statistic(pooled)) if len(pooled) else math.nan
     if interval_note(groups):
         return estimate, math.nan, math.nan
-    low, high = percentile_interval(bootstrap_statistics(groups, statistic, n_resamples, seed), confidence)
-    return estimate, low, high
+    return estimate, *bootstrap_interval(groups, statistic, n_resamples, confidence, seed)
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -278,6 +287,7 @@ def paired_effects(
             measured[strata] = cell[strata].to_numpy()[paired]
         diff_groups = finite_groups(measured, "difference", strata)
         score_groups = finite_groups(measured, "score", strata)
+        # Same seed and same group sizes: both bootstraps draw the same pairs, so (d_i, s_i) are resampled together.
         mean_diff, diff_low, diff_high = estimate_with_interval(diff_groups, mean, n_resamples, confidence, seed)
         p, p_low, p_high = estimate_with_interval(score_groups, mean, n_resamples, confidence, seed)
         note = interval_note(diff_groups)
@@ -372,23 +382,28 @@ def time_to_target(
 
 
 def kaplan_meier_curve(times: pd.DataFrame) -> pd.DataFrame:
-    """The Kaplan-Meier curve of one cell's ``time_to_target`` rows (see ``kaplan_meier``)."""
-    rows = []
-    not_reached = 1.0
-    for step, at_step in times.groupby("step", sort=True):
-        n_at_risk = int((times["step"] >= step).sum())
-        n_reached = int(at_step["reached"].sum())
-        not_reached *= 1 - n_reached / n_at_risk
-        rows.append(
-            {
-                "step": int(step),
-                "n_at_risk": n_at_risk,
-                "n_reached": n_reached,
-                "n_censored": len(at_step) - n_reached,
-                "fraction_reached": 1 - not_reached,
-            }
-        )
-    return pd.DataFrame(rows, columns=["step", "n_at_risk", "n_reached", "n_censored", "fraction_reached"])
+    """The Kaplan-Meier curve of one cell's ``time_to_target`` rows (see ``kaplan_meier``).
+
+    ``S(t)`` is ``scipy.stats.ecdf(CensoredData(uncensored=reached steps, right=censored steps)).sf``, which is
+    evaluated at every distinct step; the counts beside it are counted here.
+    """
+    columns = ["step", "n_at_risk", "n_reached", "n_censored", "fraction_reached"]
+    if times.empty:
+        return pd.DataFrame(columns=columns)
+    steps = times["step"].to_numpy(dtype="float64")
+    reached = times["reached"].to_numpy(dtype="bool")
+    not_reached = scipy_stats.ecdf(scipy_stats.CensoredData(uncensored=steps[reached], right=steps[~reached])).sf
+    counts = times.groupby("step", sort=True)["reached"].agg(n_runs="size", n_reached="sum")
+    curve = pd.DataFrame(
+        {
+            "step": counts.index.to_numpy(dtype="int64"),
+            "n_at_risk": counts["n_runs"].to_numpy()[::-1].cumsum()[::-1],  # runs with step >= t
+            "n_reached": counts["n_reached"].to_numpy(dtype="int64"),
+            "n_censored": (counts["n_runs"] - counts["n_reached"]).to_numpy(dtype="int64"),
+            "fraction_reached": 1 - not_reached.evaluate(counts.index.to_numpy(dtype="float64")),
+        }
+    )
+    return curve[columns]
 
 
 def kaplan_meier(times: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
@@ -431,17 +446,15 @@ def median_time_to_target(times: pd.DataFrame, by: Sequence[str] = ()) -> pd.Dat
 def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson score interval of a proportion ``p = k / n``, with ``z`` the normal quantile of ``(1 + c) / 2``:
 
-    ``(p + z^2 / 2n -+ z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n)``. Unlike ``p -+ z sqrt(p(1-p)/n)`` it
-    stays inside [0, 1] and is not zero width at ``k = 0`` or ``k = n``. NaN for ``n = 0``.
+    ``(p + z^2 / 2n -+ z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n)``, without continuity correction
+    (``scipy.stats.binomtest(k, n).proportion_ci(c, method="wilson")``; exactly 0 at ``k = 0`` and 1 at ``k = n``).
+    Unlike ``p -+ z sqrt(p(1-p)/n)`` it stays inside [0, 1] and is not zero width at ``k = 0`` or ``k = n``.
+    NaN for ``n = 0``.
     """
     if trials == 0:
         return math.nan, math.nan
-    z = float(scipy_stats.norm.ppf((1 + confidence) / 2))
-    p = successes / trials
-    center = p + z * z / (2 * trials)
-    half_width = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    scale = 1 + z * z / trials
-    return max(0.0, (center - half_width) / scale), min(1.0, (center + half_width) / scale)
+    interval = scipy_stats.binomtest(successes, trials).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def divergence_rate(

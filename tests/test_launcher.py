@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,35 @@ def test_two_studies_on_one_machine_share_the_locks(tmp_path: Path) -> None:
     intervals = [tuple(i) for k in (0, 1) for i in json.loads((tmp_path / f"{k}.json").read_text())]
     assert len(intervals) == 60
     assert max_concurrency(intervals) == {"0": 1, "1": 1}  # type: ignore[arg-type]
+
+
+def _hold_device_until_killed(lock_dir: str, ready: Any) -> None:
+    with DeviceAllocator(["0"], lock_dir=Path(lock_dir)).acquire():
+        ready.set()
+        time.sleep(120)
+
+
+def test_a_killed_holder_frees_its_device_and_the_lock_is_in_lock_dir(tmp_path: Path) -> None:
+    """A launcher killed while its job holds a GPU (kill -9: no clean-up runs) leaves the GPU free."""
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_device_until_killed, args=(str(tmp_path), ready))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        assert (tmp_path / "gpu0.0.lock").is_file()
+        taken = threading.Event()
+
+        def take() -> None:
+            with DeviceAllocator(["0"], lock_dir=tmp_path).acquire(poll_s=0.01):
+                taken.set()
+
+        threading.Thread(target=take, daemon=True).start()
+        assert not taken.wait(0.5)  # the live holder keeps it
+    finally:
+        holder.kill()
+        holder.join(30)
+    assert taken.wait(10)  # the kernel dropped the dead holder's lock
 
 
 def test_visible_gpus_spellings(monkeypatch: pytest.MonkeyPatch) -> None:

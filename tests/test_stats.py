@@ -105,6 +105,19 @@ def test_stratified_bootstrap_resamples_within_each_stratum() -> None:
     assert pooled["mean_low"] < 2.0 < pooled["mean_high"]
 
 
+def test_stratified_interval_is_the_hand_written_stratified_bootstrap() -> None:
+    # By hand: per stratum in order, rng.integers(0, n_g, (B, n_g)); statistic of the pooled resample; quantiles.
+    runs = runs_table({(0, seed): value for seed, value in enumerate(VALUES)})
+    runs["study"] = ["a", "a", "a", "b", "b", "b", "b", "b"]
+    row = stats.aggregate(runs, "final_eval_loss", ["warmup"], strata="study", seed=5).iloc[0]
+    rng = np.random.default_rng(5)
+    groups = [VALUES[:3], VALUES[3:]]
+    pooled = np.concatenate([g[rng.integers(0, len(g), (2000, len(g)))] for g in groups], axis=1)
+    for name, statistic in stats.ESTIMATORS.items():
+        low, high = np.quantile(statistic(pooled), [0.025, 0.975])
+        assert (row[f"{name}_low"], row[f"{name}_high"]) == pytest.approx((low, high), rel=1e-9)
+
+
 def test_stratum_with_one_seed_gives_no_interval() -> None:
     runs = runs_table({(0, 0): 1.0, (0, 1): 2.0, (0, 2): 3.0})
     runs["study"] = ["a", "a", "b"]
