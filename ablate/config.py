@@ -213,7 +213,10 @@ class WandbTrackerConfig:
     project: str = _help("W&B project")
     entity: str = _help("W&B entity (team or user); empty: your default")
     mode: str = _help("offline (default; sync later with python -m ablate.sync), online or disabled")
-    log_every: int = _help("send every this many steps to W&B (plus every eval/probe line); the record keeps all")
+    log_every: int = _help(
+        "one W&B point per this many updates: the mean over the window (plus every eval/probe line); the record "
+        "keeps every step"
+    )
     flush_every_s: float = _help("send buffered rows to W&B at most this often (and at the end of the run)")
     init_timeout_s: float = _help("give up starting W&B after this many seconds and continue without it")
     save_requirements: bool = _help("upload the environment's package list with each run (~70 ms per run here)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import socket
 import threading
 import time
@@ -12,13 +13,14 @@ import pytest
 
 from analysis.load import read_metrics, read_result
 from tests.conftest import run_ablate
-from tests.wandb_records import read_offline_run
+from tests.wandb_records import expected_history, read_offline_run
 
 pytestmark = pytest.mark.slow
 
 
 def test_offline_study_matches_the_run_records(tmp_path: Path) -> None:
-    sweep = tmp_path / "studies" / "warmup-vs-optimizer"
+    """The dashboard of an unnamed study, read back from the offline files: group, names, tags, a flat config
+    without plumbing, window means of the train metrics, best-value summaries, no local paths."""
     done = run_ablate(
         "-m",
         "optimizer=adam,sgd",
@@ -29,10 +31,11 @@ def test_offline_study_matches_the_run_records(tmp_path: Path) -> None:
         "eval_every=40",
         "data.n_train=1024",
         "data.n_eval=256",
-        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+    (sweep,) = (tmp_path / "outputs" / "studies").glob("*/*")  # unnamed: outputs/studies/<date>/<time>
+    group = f"optimizer-warmup {sweep.parent.name} {sweep.name.replace('-', ':')}"  # factors, then the start
     with open(sweep / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
@@ -45,29 +48,54 @@ def test_offline_study_matches_the_run_records(tmp_path: Path) -> None:
         assert wandb_run["config"]["run_id"] == wandb_run["summary"]["run_id"] == result["run_id"]
         assert {k: v for k, v in wandb_run["run"].items() if k != "id"} == {
             "name": f"{optimizer}-warmup{warmup}",
-            "group": "studies_warmup-vs-optimizer",
+            "group": group,
             "job_type": "train",
             "project": "ablate",
             "tags": [f"optimizer={optimizer}", f"warmup={warmup}"],
         }
+        # the config: what the run computes, flat and resolved, without ablate's plumbing
         config = wandb_run["config"]
         assert config["optimizer.name"] == optimizer and config["warmup"] == int(warmup)
         assert config["lr"] == (0.001 if optimizer == "adam" else 0.1)  # resolved, not ${optimizer.default_lr}
         assert not any("${" in str(v) for v in config.values())
-        # W&B holds every log_every-th line and every evaluation line, with the record's exact values
-        local = {r["step"]: r for r in read_metrics(run_dir)}
-        logged = {h["step"]: h for h in wandb_run["history"]}
-        assert sorted(logged) == sorted({s for s in local if s % 20 == 0 or "eval/loss" in local[s]} | {119})
-        for step, h in logged.items():
-            for key, value in local[step].items():
-                assert h[key] == pytest.approx(value, rel=1e-12), (step, key)
-        assert wandb_run["summary"]["status"] == "completed"
-        assert wandb_run["summary"]["final_eval_loss"] == pytest.approx(result["summary"]["final_eval_loss"])
+        assert {"seed", "steps", "data.name", "model.name", "cpu_threads", "provenance.git_commit"} <= set(config)
+        assert not [k for k in config if k.startswith("tracker.") or k in ("smoke", "fail_at_step", "study")]
+        # history: a point per window of 20 updates (and at the last update) with the window's means, and the
+        # evaluations; the local record keeps every step's own values
+        lines = read_metrics(run_dir)
+        assert [line["step"] for line in lines] == list(range(121)) and all("train/loss" in x for x in lines[:120])
+        expected = expected_history(lines, log_every=20, steps=120)
+        assert [h["step"] for h in wandb_run["history"]] == [0, 20, 40, 60, 80, 100, 119, 120]
+        assert [h["step"] for h in expected] == [0, 20, 40, 60, 80, 100, 119, 120]
+        for h, want in zip(wandb_run["history"], expected, strict=True):
+            assert {k for k in h if not k.startswith("_")} == set(want), h["step"]
+            for key, value in want.items():
+                assert h[key] == pytest.approx(value, rel=1e-12), (h["step"], key)
+        local = {line["step"]: line for line in lines}
+        h40 = next(h for h in wandb_run["history"] if h["step"] == 40)
+        window = [local[s]["train/loss"] for s in range(21, 41)]
+        assert h40["train/loss"] == pytest.approx(sum(window) / 20, rel=1e-12)  # not the batch of step 40
+        assert h40["opt/lr"] == local[40]["opt/lr"] and h40["eval/loss"] == local[40]["eval/loss"]
+        # define_metric: losses summarised by their minimum, accuracies by their maximum, both with the last value
+        metrics, summary = wandb_run["metrics"], wandb_run["summary"]
+        for name in ("train/loss", "eval/loss", "eval/early/loss", "eval/rest/loss", "eval/cue_flipped/loss"):
+            assert metrics[name] == {"step_metric": "step", "summary": ["last", "min"]}, name
+        for name in ("train/acc", "eval/acc", "eval/early/acc", "eval/rest/acc", "eval/cue_flipped/acc"):
+            assert metrics[name] == {"step_metric": "step", "summary": ["last", "max"]}, name
+        eval_losses = [x["eval/loss"] for x in lines if "eval/loss" in x]
+        assert summary["eval/loss"] == {"min": min(eval_losses), "last": eval_losses[-1]}
+        assert summary["eval/loss"]["min"] == pytest.approx(result["summary"]["best_eval_loss"])
+        assert summary["eval/acc"]["max"] == pytest.approx(result["summary"]["best_eval_acc"])
+        # the summary: the run's directory relative to its study, and no local path anywhere
+        assert summary["run"] == row["run"] and "run_dir" not in summary
+        assert not [k for k, v in summary.items() if str(tmp_path) in json.dumps(v) or str(v).startswith("/")]
+        assert summary["status"] == "completed"
+        assert summary["final_eval_loss"] == pytest.approx(result["summary"]["final_eval_loss"])
         assert wandb_run["exit_code"] == 0
-    check_analysis_run(sweep, rows)
+    check_analysis_run(sweep, rows, group)
 
 
-def check_analysis_run(sweep: Path, rows: list[dict[str, str]]) -> None:
+def check_analysis_run(sweep: Path, rows: list[dict[str, str]], group: str) -> None:
     """The analysis helper logs a figure and a table to one ``job_type=analysis`` run in the study's group."""
     import matplotlib
 
@@ -84,8 +112,11 @@ def check_analysis_run(sweep: Path, rows: list[dict[str, str]]) -> None:
     table = pd.DataFrame(rows)[["optimizer", "warmup", "final_eval_loss"]]
     out = log_analysis(sweep, sweep / "report", {"convergence": sweep / "curve.png"}, {"runs": table})
     assert out is not None and out.is_relative_to(sweep / "report")
+    import wandb
+
+    wandb.teardown()  # in-process, run.finish() can return before wandb's service has written the run's records
     analysis = read_offline_run(sweep / "report")
-    assert analysis["run"]["group"] == "studies_warmup-vs-optimizer"
+    assert analysis["run"]["group"] == group  # beside the study's training runs
     assert analysis["run"]["job_type"] == "analysis" and analysis["run"]["project"] == "ablate"
     assert analysis["run"]["id"] == analysis_run_id(sweep)
     (logged,) = analysis["history"]

@@ -16,12 +16,21 @@ import pytest
 
 import ablate.runner
 import ablate.sync
+from ablate import wandb_tracker
 from ablate.config import Config, run_id
 from ablate.runner import execute
-from ablate.wandb_tracker import OFFLINE_MARKER, attempt_id, mark_study_offline, offline_marker, study_offline
+from ablate.wandb_tracker import (
+    OFFLINE_MARKER,
+    attempt_id,
+    mark_study_offline,
+    offline_marker,
+    run_in_study,
+    study_group,
+    study_offline,
+)
 from analysis.load import read_metrics, read_result
 from tests.conftest import make_config
-from tests.wandb_records import read_offline_runs
+from tests.wandb_records import expected_history, read_offline_runs
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +45,8 @@ def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def wandb_config(*overrides: str) -> Config:
-    return make_config("tracker=wandb", "tracker.log_every=1", *SMALL, *overrides)
+def wandb_config(*overrides: str, log_every: int = 1) -> Config:
+    return make_config("tracker=wandb", f"tracker.log_every={log_every}", *SMALL, *overrides)
 
 
 def written(run_dir: Path) -> list[dict[str, Any]]:
@@ -62,10 +71,31 @@ def test_attempt_ids_are_distinct_and_carry_the_run_id() -> None:
         assert set(wandb_id) <= set("0123456789abcdef-")
 
 
+def test_group_run_and_config_carry_no_local_paths_or_plumbing(tmp_path: Path) -> None:
+    unnamed = {"sweep_dir": "/home/me/outputs/studies/2026-11-30/13-05-07", "factors": ["warmup", "optimizer"]}
+    assert study_group(unnamed) == "warmup-optimizer 2026-11-30 13:05:07"
+    assert study_group({**unnamed, "factors": []}) == "study 2026-11-30 13:05:07"
+    assert (
+        study_group({"sweep_dir": "/home/me/outputs/studies/warmup-skew", "factors": ["skew"]}) == "studies_warmup-skew"
+    )
+    assert study_group({"sweep_dir": "/x/outputs/studies/sweeps/lr-tuning"}) == "sweeps_lr-tuning"
+    assert study_group({}) == "runs"
+    sweep = tmp_path / "2026-11-30" / "13-05-07"
+    assert run_in_study(sweep / "optimizer=adam,warmup=100", {"sweep_dir": str(sweep)}) == "optimizer=adam,warmup=100"
+    assert run_in_study(sweep / "3", {"sweep_dir": str(sweep)}) == "3"
+    assert run_in_study(tmp_path / "runs" / "2026-11-30" / "13-05-07", {}) == "2026-11-30/13-05-07"
+    assert run_in_study(tmp_path / "my-run", {}) == "my-run"
+    config = wandb_tracker.wandb_config(make_config("tracker=wandb", "fail_at_step=5", "skew=cluster"))
+    assert config["skew.name"] == "cluster" and config["optimizer.name"] == "adam" and "seed" in config
+    assert not [k for k in config if k.startswith("tracker.") or k in ("fail_at_step", "smoke", "study")]
+    named = wandb_tracker.wandb_config(make_config("tracker=wandb", "study=warmup-skew", "smoke=true"))
+    assert named["study"] == "warmup-skew" and named["smoke"] is True  # a smoke run says so
+
+
 def test_a_rerun_is_a_second_wandb_run_not_a_mixed_history(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = wandb_config()
+    config = wandb_config(log_every=3)  # windows of 3 updates; evaluations at 0, 10, 20 (between windows)
     study = {"sweep_dir": str(tmp_path), "multirun_id": "m1", "factors": ["warmup"]}
     run_dir = tmp_path / "warmup=0"
     real_train = ablate.runner.train
@@ -96,15 +126,22 @@ def test_a_rerun_is_a_second_wandb_run_not_a_mixed_history(
         assert attempt["config"]["run_id"] == rid and attempt["summary"]["run_id"] == rid  # one config, grouped
         assert attempt["run"]["name"] == "warmup0"
         assert attempt["run"]["group"] == f"{tmp_path.parent.name}_{tmp_path.name}"
-    # each history holds its own attempt's steps, and only those
-    assert steps_of(failed["history"]) == list(range(8))
+    # each history holds its own attempt's steps, and only those: the failed one's last window (6, 7) is
+    # shorter, sent when the run ended; the completed one's windows end at 0, 3, ..., 18 and the last update
+    assert steps_of(failed["history"]) == [0, 3, 6, 7]
     assert failed["summary"]["status"] == "failed" and failed["exit_code"] == 1
-    assert steps_of(completed["history"]) == list(range(21))
+    assert steps_of(completed["history"]) == [0, 3, 6, 9, 10, 12, 15, 18, 19, 20]
     assert completed["summary"]["status"] == "completed" and completed["exit_code"] == 0
-    local = {r["step"]: r for r in read_metrics(run_dir)}
-    for row in completed["history"]:  # the record's exact values
-        for key, value in local[row["step"]].items():
-            assert row[key] == pytest.approx(value, rel=1e-12), (row["step"], key)
+    superseded_lines = [json.loads(x) for x in (superseded / "metrics.jsonl").read_text().splitlines()]
+    for attempt, lines in ((failed, superseded_lines), (completed, read_metrics(run_dir))):
+        expected = expected_history(lines, log_every=3, steps=20)
+        assert steps_of(expected) == steps_of(attempt["history"])
+        for row, want in zip(attempt["history"], expected, strict=True):  # window means of the record's values
+            assert {k for k in row if not k.startswith("_")} == set(want), row["step"]
+            for key, value in want.items():
+                assert row[key] == pytest.approx(value, rel=1e-12), (row["step"], key)
+    eval_10 = completed["history"][4]
+    assert "train/loss" not in eval_10 and "eval/loss" in eval_10  # an evaluation between windows: a point of its own
 
     # ablate.sync uploads both attempts, as two runs (no shared id)
     capsys.readouterr()

@@ -57,8 +57,11 @@ def read_offline_runs(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_wandb_file(path: Path) -> dict[str, Any]:
-    """``{"run": ..., "config": {...}, "history": [{...}], "summary": {...}, "exit_code": int}``."""
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "exit_code": None}
+    """``{"run": ..., "config": {...}, "history": [{...}], "summary": {...}, "metrics": {...}, "exit_code": int}``.
+
+    ``metrics`` holds each ``define_metric`` by name (or glob): ``{"step_metric": ..., "summary": ["last", "min"]}``.
+    """
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "metrics": {}, "exit_code": None}
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
@@ -81,6 +84,43 @@ def read_wandb_file(path: Path) -> dict[str, Any]:
         elif kind == "summary":
             for i in record.summary.update:
                 out["summary"]["/".join(i.nested_key) or i.key] = json.loads(i.value_json)
+        elif kind == "metric":
+            m = record.metric
+            out["metrics"][m.name or m.glob_name] = {
+                "step_metric": m.step_metric,
+                "summary": sorted(field.name for field, on in m.summary.ListFields() if on),
+            }
         elif kind == "exit":
             out["exit_code"] = record.exit.exit_code
+    return out
+
+
+WINDOWED = ("train/loss", "train/acc", "opt/grad_norm", "opt/update_ratio", "sys/step_time")
+
+
+def expected_history(lines: list[dict[str, Any]], log_every: int, steps: int) -> list[dict[str, Any]]:
+    """The points the W&B tracker should send for a run record's ``lines`` (``metrics.jsonl``), in order.
+
+    Update steps are cut into windows ending at every multiple of ``log_every``, at the last update of the
+    config (``steps - 1``) and at the record's last update (a run that stopped early); a window's point holds the
+    mean of each ``WINDOWED`` metric over its steps, and every other metric of its last step. Lines with held-out
+    or probe values are points of their own too (without ``WINDOWED`` metrics) when no window ends there.
+    """
+    updates = [line["step"] for line in lines if "train/loss" in line]
+    ends = {s for s in updates if s % log_every == 0 or s == steps - 1} | ({max(updates)} if updates else set())
+    by_step = {line["step"]: line for line in lines}
+    out, start = [], 0
+    for line in lines:
+        step = line["step"]
+        point = {"step": step, **{k: v for k, v in line.items() if k not in WINDOWED}}
+        if step in ends:
+            window = [by_step[s] for s in updates if start <= s <= step]
+            for key in WINDOWED:
+                values = [float("nan") if w[key] is None else w[key] for w in window if key in w]  # null: NaN, inf
+                if values:
+                    point[key] = sum(values) / len(values)
+            start = step + 1
+        elif not any(k.startswith(("eval/", "probe/")) for k in line):
+            continue
+        out.append(point)
     return out
