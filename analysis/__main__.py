@@ -28,18 +28,27 @@ from analysis.load import Study, StudyError, find_study, load_study, unreadable_
 from analysis.report import Document, write
 
 CAPTIONS = {
-    "convergence": "Convergence: held-out loss (solid: median over seeds, band: min-max) and train loss (dashed: "
-    "trailing mean) against optimizer step, one colour per warmup length; dotted lines mark where each warmup ends.",
-    "lr_schedule": "The learning rate the optimizer actually applied (opt/lr, read back each step), per warmup.",
-    "sensitivity": "Sensitivity: final held-out loss (median, 95% bootstrap interval over seeds) and share of "
-    "diverged seeds against learning rate, one line per warmup: does warmup widen the usable range? (An untrained "
-    "run counts in the loss, not in the share: the outcome table and the phase diagram tell them apart.)",
+    "convergence": "Convergence: held-out loss (solid, markers: median over seeds, band: min-max) and train loss "
+    "(dashed: trailing mean, lighter band) against optimizer step, one colour per level of the study's main factor "
+    "(named in the title and legend); a star marks each line's lowest held-out loss, an x where a run diverged, "
+    "dotted lines where each warmup ends. The step axis is logarithmic past the shortest warmup when that is short "
+    "against the run.",
+    "lr_schedule": "The learning rate the optimizer actually applied (opt/lr, read back each step), per colour level.",
+    "sensitivity": "Sensitivity: final held-out loss against learning rate with every seed counted (capped at the "
+    "chance loss, a diverged run counted at the cap; median, 95% bootstrap interval over seeds), and below it, per "
+    "colour level, whether the seeds trained at each rate (open: all, half: k/n did not, filled: none): does warmup "
+    "widen the usable range?",
     "early_overfitting": "Early over-fitting: held-out loss of the early (favoured) group and of the rest over the "
-    "skew phase and after, per warmup; the gap at the end of the skew phase and the recovery step against warmup.",
+    "skew phase and after, per colour level; the gap at the end of the skew phase and the recovery step against "
+    "warmup (colour: the main factor, marker: the cell).",
     "mechanism": "Mechanism: update-to-weight ratio, second-moment error, effective step (median, band q10-q90) "
-    "and sharpness against its stability limit 2/lr over the early steps.",
+    "and sharpness against its stability limit 2/lr over the early steps, one block per probe, one panel per setup "
+    "(a setup that does not measure a probe is named in its block's title); x: where a run diverged.",
     "time_to_target": "Time to target: Kaplan-Meier fraction of seeds that reached the target by step t "
     "(runs that never reach it or diverge are censored, not dropped).",
+    "forest": "Paired effects: each comparison's mean difference against the control over paired seeds (marker) "
+    "with its 95% bootstrap interval (bar); left of the zero line is lower. The sentences above state the same "
+    "numbers.",
 }
 
 
@@ -60,6 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--target", type=float, help="time-to-target threshold (default: the rule in stats.default_target)")
     p.add_argument("--figures", help="comma-separated figure names (default: every figure that applies)")
     p.add_argument("--formats", default="png,svg", help="figure formats besides the PNG the report embeds")
+    p.add_argument(
+        "--colour-by",
+        help="the factor the figures' colour follows (default: the study's main factor: warmup, or the factor of "
+        "warmup_shape, model.norm_position, steps, optimizer, ... with most levels)",
+    )
     p.add_argument("--wandb", choices=("auto", "on", "off"), default="auto", help="log the report to W&B")
     return p.parse_args(argv)
 
@@ -77,6 +91,13 @@ def check_metric(study: Study, metric: str) -> None:
     available = numeric_metrics(study.runs)
     if metric not in available:
         raise UsageError(f"--metric {metric} is not a metric of this study; available: {', '.join(available)}")
+
+
+def check_colour_by(study: Study, colour_by: str | None) -> None:
+    """``--colour-by`` must name a factor that varies in the study."""
+    if colour_by is not None and colour_by not in study.cell_factors:
+        factors = ", ".join(study.cell_factors) or "(none)"
+        raise UsageError(f"--colour-by {colour_by}: not a factor that varies in this study; factors: {factors}")
 
 
 def choose_control(study: Study, control: str | None) -> str | None:
@@ -374,6 +395,7 @@ def build(
 
     doc.h2("Findings")
     n_blocks = len(doc.blocks)
+    placed: set[str] = set()  # figures shown beside their findings rather than under Figures
     if control:
         found, same, all_trained = F.outcome_findings(runs, outcomes, factors, control)
         if found:
@@ -397,6 +419,9 @@ def build(
                 )
             doc.p(tally(listed) + " (see the convergence figure)." + trained_note)
         doc.ul([f.text for f in listed] or ["no pair of runs to compare"])
+        if listed and "forest" in figures:  # the forest plot stands with the findings it draws
+            doc.figure(*figures["forest"])
+            placed.add("forest")
         skewed = skewed_runs(runs)
         if control.startswith("warmup=") and has_values(skewed, "skew_gap_end"):
             gaps = F.effect_findings(
@@ -431,8 +456,9 @@ def build(
     not_regime = regime_section(doc, study, out, formats, draw_regime)
 
     doc.h2("Figures")
-    for png, caption in figures.values():
-        doc.figure(png, caption)
+    for name, (png, caption) in figures.items():
+        if name not in placed:
+            doc.figure(png, caption)
     not_drawn = {**(skipped or {}), **({"phase_diagram": not_regime} if not_regime and draw_regime else {})}
     if not_drawn:
         doc.p("Figures not drawn: " + "; ".join(f"{n}: {why}" for n, why in not_drawn.items()) + ".")
@@ -521,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {w.message}", file=sys.stderr)
         check_results(study, args.studies)
         check_metric(study, args.metric)
-        choose_control(study, args.control)  # a bad --control stops here, before anything is drawn
+        control = choose_control(study, args.control)  # a bad --control stops here, before anything is drawn
+        check_colour_by(study, args.colour_by)
         out = args.out or (args.studies[0] / "report" if len(args.studies) == 1 else Path("report"))
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: a file, not a directory; pass a directory for the report")
@@ -533,14 +560,19 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise UsageError(f"--figures {','.join(unknown)}: unknown; figures: {', '.join(known)}")
         formats = tuple(dict.fromkeys(["png", *args.formats.split(",")]))
-        options = {"time_to_target": {"metric": args.target_metric, "target": args.target}}
+        options = {
+            "time_to_target": {"metric": args.target_metric, "target": args.target},
+            "forest": {"metric": args.metric, "control": control, "factors": study.cell_factors},
+        }
         drawn = None if only is None else [n for n in only if n in plots.FIGURES]
         # The report is written whole into a staging directory and moved in place only when complete: an error
         # on the way leaves the previous report as it was, and no half-written one.
         staged = staging_dir(out)
         try:
             (staged / "tables").mkdir(parents=True)
-            rendered = plots.make_figures(study, staged / "figures", formats=formats, only=drawn, options=options)
+            rendered = plots.make_figures(
+                study, staged / "figures", formats=formats, only=drawn, options=options, colour_by=args.colour_by
+            )
             figures = {name: (png, CAPTIONS.get(name, name)) for name, png in rendered.items()}
             draw_regime = only is None or "phase_diagram" in only
             doc = build(study, args, staged, figures, rendered.skipped, formats, draw_regime)

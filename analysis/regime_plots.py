@@ -43,6 +43,7 @@ MIXED_ALPHA = 0.45
 WORSE_FIRST = (R.DIVERGED, R.UNTRAINED, R.TRAINED)  # tie-break order of the majority
 CELL_WIDTH_IN, CELL_HEIGHT_IN = 0.62, 0.46
 CENSORED_DASHES = (0, (1.2, 0.8))
+MAX_WIDTH_IN = 16.0  # panels side by side up to this width (a phase diagram of a long lr grid: one per row)
 SETUP_NAMES = ("optimizer", "model", "data", "skew")  # named in a lone panel's title when they are constant
 
 
@@ -68,8 +69,10 @@ def text_color(background: str, alpha: float) -> str:
 def layout(
     panels: list[plots.Panel], by: Sequence[str], width_in: float, height_in: float, extra_width_in: float
 ) -> tuple[Figure, np.ndarray]:
-    """A figure with a grid of panels of the given size (``plots.grid``'s placement) and room for a legend."""
-    n_rows, n_cols = plots.grid(panels, list(by))
+    """A figure with a grid of panels of the given size (``plots.grid``'s placement, as many columns as fit in
+    ``MAX_WIDTH_IN``) and room for a legend."""
+    columns = max(1, min(plots.MAX_COLUMNS, int(MAX_WIDTH_IN // width_in)))
+    n_rows, n_cols = plots.grid(panels, list(by), max_columns=columns)
     fig = Figure(figsize=(width_in * n_cols + extra_width_in, height_in * n_rows + 1.0), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     plots.hide_unused(axes, panels)
@@ -187,14 +190,15 @@ def sensitivity_curves(
     by = R.setup_factors(runs, lr_col, warmup_col) if by is None else list(by)
     table = prepared(runs, lr_col, warmup_col)
     sensitivity = R.lr_sensitivity(runs, lr_col, by, warmup_col)
-    colors = plots.warmup_colors(runs[warmup_col])
+    colour = plots.colouring(runs, warmup_col)
     panels = [plots.Panel(dict(key), cell) for key, cell in stats.cells(table, by)]
     fig, axes = layout(panels, by, 4.4, 3.4, 2.2)
     for panel in panels:
         ax = axes[panel.row, panel.col]
         grid = sorted(float(v) for v in panel.runs["_lr"].unique())
-        caps, lines = [], []
-        for warmup in R.sorted_values(panel.runs[warmup_col]):
+        caps: list[float] = []
+        lines: list[str] = []
+        for warmup in R.sorted_values(panel.runs[warmup_col])[::-1]:  # no warmup last: on top of the others
             at_w = panel.runs[panel.runs[warmup_col] == warmup]
             curves = []
             for seed in R.sorted_values(at_w["seed"]):
@@ -202,8 +206,8 @@ def sensitivity_curves(
                 curves.append(capped)
                 caps.append(l_init)
             values = np.array(curves)
-            color = plots.color_of(colors, warmup)
-            ax.plot(grid, np.nanmedian(values, axis=0), color=color, marker="o", ms=3.5, lw=1.6)
+            color = colour.of(warmup)
+            ax.plot(grid, np.nanmedian(values, axis=0), color=color, marker=colour.marker(warmup), ms=3.5, lw=1.6)
             if len(values) > 1:
                 ax.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color, alpha=0.18)
             row = rows_matching(sensitivity, panel.key)
@@ -211,7 +215,7 @@ def sensitivity_curves(
             if len(row):
                 r = row.iloc[0]
                 text = R.interval_text(r["sensitivity"], r["sensitivity_low"], r["sensitivity_high"], ".2f")
-                lines.append(f"W={plots.format_value(warmup)}: {text};")
+                lines.insert(0, f"W={plots.format_value(warmup)}: {text};")
         finite_caps = [c for c in caps if math.isfinite(c)]
         if finite_caps:
             ax.axhline(float(np.median(finite_caps)), color="#777777", ls=":", lw=1.2)
@@ -223,7 +227,7 @@ def sensitivity_curves(
             ax.set_ylabel("final held-out loss\n(capped at L_init)")
         ax.grid(alpha=0.3)
     handles: list[Any] = [
-        Line2D([], [], color=plots.color_of(colors, w), marker="o", label=plots.warmup_label(w))
+        Line2D([], [], color=colour.of(w), marker=colour.marker(w), label=colour.label(w))
         for w in R.sorted_values(runs[warmup_col])
     ]
     handles.append(Line2D([], [], color="#777777", ls=":", label="L_init (cap):\nloss at initialisation"))

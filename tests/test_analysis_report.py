@@ -53,12 +53,14 @@ def test_report_from_a_real_study(study: Path) -> None:
     effect, low, high = (float(x.rstrip(",")) for x in finding.groups())
     assert low <= effect <= high
     assert "Early over-fitting" in md and "Time to target" in md
-    for name in ("convergence", "lr_schedule", "early_overfitting", "time_to_target"):
+    for name in ("convergence", "lr_schedule", "early_overfitting", "time_to_target", "forest"):
         assert (report / "figures" / f"{name}.png").stat().st_size > 5000
         assert f"](figures/{name}.png)" in md
+    findings = md.split("## Findings")[1].split("## Figures")[0]
+    assert "](figures/forest.png)" in findings  # the forest plot stands with the comparisons it draws
     assert "sensitivity: learning rate does not vary" in md  # said, not silently missing
     page = (report / "report.html").read_text()
-    assert page.count('<img alt="') == 4 and page.count("data:image/png;base64,") == 4  # self-contained
+    assert page.count('<img alt="') == 5 and page.count("data:image/png;base64,") == 5  # self-contained
     for table in ("runs", "final_eval_loss_by_cell", "final_eval_loss_paired_effects", "divergence_rate"):
         assert (report / "tables" / f"{table}.csv").exists()
     assert "W&B:" in done.stdout and list((report / "wandb").glob("offline-run-*analysis*"))
@@ -92,6 +94,10 @@ def test_one_seed_reports_no_interval(study: Path) -> None:
         (["{study}", "--control", "optim=adam"], "optim is not a factor that varies in this study; factors: warmup"),
         (["{study}", "--control", "warmup=7"], "no run has warmup=7; values: 0, 20"),
         (["{study}", "--figures", "curves"], "--figures curves: unknown; figures: convergence"),
+        (
+            ["{study}", "--colour-by", "optim"],
+            "--colour-by optim: not a factor that varies in this study; factors: warmup",
+        ),
     ],
 )
 def test_bad_input_is_one_line(study: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -134,7 +140,7 @@ def test_report_opens_in_a_browser_with_every_image_shown(study: Path, tmp_path:
         timeout=120,
     )
     title = re.search(r"<title>(.*?)</title>", done.stdout)
-    assert title and title.group(1) == "loaded 4 of 4", done.stdout[:500] + done.stderr[-2000:]
+    assert title and title.group(1) == "loaded 5 of 5", done.stdout[:500] + done.stderr[-2000:]
     shot = tmp_path / "report.png"
     subprocess.run(
         [

@@ -1,7 +1,8 @@
 """analysis.plots: every figure from a small real study, and from hand-made tables for the edge cases.
 
 Edge cases real runs rarely give: one seed, a diverged run (NaN after it stops, every seed of a cell diverged),
-a factor that does not vary (no sensitivity curve), no probes and no skew.
+a factor that does not vary (no sensitivity curve), no probes and no skew, a study whose main factor is not the
+warmup length (the colour follows it).
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def test_real_figure_has_title_labels_and_warmup_legend(real_study: Study, name:
     fig = plots.FIGURES[name](real_study.runs, real_study.history)
     assert_readable(fig)
     texts = legend_texts(fig)
-    assert "warmup = 0 steps" in texts and "warmup = 20 steps" in texts
+    assert "warmup = 20 steps" in texts
+    assert "warmup = 0 steps" in texts or name == "forest"  # the forest's rows are the treatments; 0 is the zero
+    assert "colour: warmup length" in " ".join(titles(fig))
     assert "2 seeds" in " ".join(titles(fig)) or name == "lr_schedule"
 
 
@@ -142,7 +145,7 @@ def test_warmup_colour_is_the_same_in_every_figure(real_study: Study) -> None:
     expected = plots.warmup_colors(real_study.runs["warmup"])
     for name, function in plots.FIGURES.items():
         fig = function(real_study.runs, real_study.history)
-        for warmup in (0, 20):
+        for warmup in (0, 20) if name != "forest" else (20,):
             assert legend_color(fig, plots.warmup_label(warmup)) == expected[warmup], (name, warmup)
     convergence = plots.convergence(real_study.runs, real_study.history)
     mechanism = plots.mechanism(real_study.runs, real_study.history)
@@ -155,6 +158,9 @@ def test_real_mechanism_has_a_row_per_probe_and_sensitivity_a_panel_per_optimize
     mechanism = plots.mechanism(real_study.runs, real_study.history)
     y_labels = [ax.get_ylabel() for ax in mechanism.axes if ax.get_ylabel()]
     assert len(y_labels) == 5  # update ratio, v_hat error, effective step, sharpness, preconditioned sharpness
+    assert "over the first 40 of 60 steps" in mechanism.get_suptitle()  # the title says what the axis shows
+    assert all(ax.get_lines() for ax in mechanism.axes if ax.axison)  # no empty panel
+    assert mechanism.get_figwidth() * plots.DPI < 2500
     sensitivity = plots.sensitivity(real_study.runs, real_study.history)
     top = sensitivity.axes[0]
     assert top.get_xscale() == "log" and top.get_title() == "optimizer = adam"
@@ -265,14 +271,95 @@ def test_band_option_names_the_band() -> None:
         plots.convergence(runs, history, band="sd")
 
 
-def test_sensitivity_marks_a_cell_where_every_seed_diverged() -> None:
-    runs, history = make_tables(lrs=(0.1, 1.0), diverged={(0, 1, 1.0): 25, (0, 0, 1.0): 40})
+def test_sensitivity_counts_diverged_seeds_at_the_cap_and_marks_a_cell_where_every_seed_diverged() -> None:
+    runs, history = make_tables(lrs=(0.1, 1.0), diverged={(0, 1, 1.0): 25, (0, 0, 1.0): 40, (20, 0, 1.0): 30})
     fig = plots.sensitivity(runs, history)
     assert_readable(fig)
-    top = fig.axes[0]
+    top, strip = fig.axes[0], fig.axes[1]
     crosses = [line for line in top.get_lines() if line.get_marker() == "x" and len(xy(line)[0])]
     assert len(crosses) == 1 and crosses[0].get_color() == plots.warmup_colors([0, 20])[0]
-    assert [t.get_text() for t in fig.axes[1].texts] == ["2/2"]
+    cap = loss_curve(0, 0, 1.0)[0] + 0.05  # no chance_loss in these records: the initial held-out loss
+    assert xy(crosses[0])[1][0] == pytest.approx(cap)  # every seed diverged: the median is the cap, inside the axes
+    assert xy(crosses[0])[1][0] < top.get_ylim()[1]
+    mixed = [line for line in top.get_lines() if line.get_color() != "#000000" and line.get_marker() != "x"][0]
+    survivor = loss_curve(20, 1, 1.0)[-1]
+    assert xy(mixed)[1][1] == pytest.approx((survivor + cap) / 2)  # one survivor, one diverged at the cap
+    assert "capped" in top.get_ylabel() and "diverged = cap" in top.get_ylabel()
+    assert [t.get_text() for t in strip.texts] == ["1/2"]  # only where some seeds trained: no overprinting
+    filled = [line for line in strip.get_lines() if line.get_fillstyle() == "full"]
+    assert len(filled) == 1 and xy(filled[0])[1].tolist() == [0]  # warmup 0 (the top row) at lr 1: none trained
+
+
+def test_colour_follows_the_main_factor_and_names_it() -> None:
+    runs, history = make_tables(warmups=(100,), seeds=(0, 1))
+    shapes = pd.concat(
+        [runs.assign(warmup_shape=shape, run=runs["run"] + shape) for shape in ("none", "linear", "flat")]
+    )
+    shapes.loc[shapes["warmup_shape"] == "none", "warmup_steps"] = 0.0
+    history = pd.concat(
+        [history.assign(run=history["run"].astype(str) + shape) for shape in ("none", "linear", "flat")]
+    )
+    assert plots.main_factor(shapes) == "warmup_shape"
+    fig = plots.convergence(shapes, history)
+    texts = legend_texts(fig)
+    assert "none (no warmup)" in texts and not any(t.startswith("warmup = 100") for t in texts)
+    assert "colour: warmup shape" in fig.get_suptitle()
+    assert len(fig.axes) == 1  # the shapes are lines of one panel, not one panel each
+    assert legend_color(fig, "none (no warmup)") == "#000000"
+    by_warmup = plots.convergence(shapes, history, colour_by="warmup")
+    assert "no warmup (warmup_shape = none)" not in legend_texts(by_warmup)  # warmup=100 has shapes other than none
+    with pytest.raises(ValueError, match="colour_by='skew_x' is not a factor of this study; factors: warmup_shape"):
+        plots.make_figures(Study(shapes, history, [], ["warmup_shape"]), Path("unused"), colour_by="skew_x")
+
+
+def test_convergence_short_warmup_symlog_control_on_top_train_band_and_best_step() -> None:
+    runs, history = make_tables(warmups=(0, 5))
+    fig = plots.convergence(runs, history)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog" and "log scale past 5" in ax.get_xlabel()
+    held_out = [line for line in ax.get_lines() if line.get_linestyle() == "-" and len(xy(line)[0]) > 1]
+    assert held_out[-1].get_color() == "#000000"  # no warmup drawn last, on top
+    assert held_out[-1].get_zorder() > held_out[0].get_zorder()
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 4  # held-out and train band for each warmup
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 2
+    long = plots.convergence(*make_tables(warmups=(0, 20)))
+    assert long.axes[0].get_xscale() == "linear"  # a warmup of a fifth of the run reads on a linear axis
+
+
+def test_early_overfitting_one_encoding_per_variable() -> None:
+    runs, history = make_tables(lrs=(0.1, 1.0))
+    fig = plots.early_overfitting(runs, history)
+    bottom = fig.subfigs[1].axes
+    for ax in bottom:
+        lines = [line for line in ax.get_lines() if len(set(xy(line)[1])) > 1]
+        assert not lines  # no line joins points (of different colours)
+        points = [c for c in ax.collections if c.get_offsets().shape[0]]
+        assert {c.get_zorder() for c in points if hasattr(c, "get_sizes") and len(c.get_sizes())} == {3}
+    markers = {text for text in legend_texts(fig) if text.startswith("optimizer = sgd, lr = ")}
+    assert markers == {"optimizer = sgd, lr = 0.1", "optimizer = sgd, lr = 1"}
+
+
+def test_forest_has_a_row_per_comparison_and_a_zero_line() -> None:
+    runs, history = make_tables(lrs=(0.1, 1.0))
+    fig = plots.forest(runs, history)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["warmup=20  (lr=0.1)", "warmup=20  (lr=1)"]
+    assert any(xy(line)[0].tolist() == [0, 0] for line in ax.get_lines())  # the zero line
+    assert "Paired effects against warmup=0" in fig.get_suptitle()
+    with pytest.raises(plots.FigureSkipped, match="natural control"):
+        plots.forest(runs.assign(warmup=20), history)
+
+
+def test_numbers_print_as_g_and_panels_wrap_at_four_columns() -> None:
+    assert plots.format_value(0.1 + 0.2) == "0.3" and plots.format_value(100.0) == "100"
+    assert plots.panel_title({"lr": 0.1 + 0.2}) == "lr = 0.3"
+    frame = pd.DataFrame({"optimizer": ["adam"] * 15 + ["sgd"] * 15, "lr": list(range(15)) * 2})
+    panels = plots.split_panels(frame, ["optimizer", "lr"])
+    n_rows, n_cols = plots.grid(panels, ["optimizer", "lr"])
+    assert (n_rows, n_cols) == (8, 4) and {p.row for p in panels if p.key["optimizer"] == "sgd"} == {4, 5, 6, 7}
 
 
 def test_figures_that_do_not_apply_are_skipped_with_a_reason(tmp_path: Path) -> None:
@@ -282,7 +369,7 @@ def test_figures_that_do_not_apply_are_skipped_with_a_reason(tmp_path: Path) -> 
     rendered = plots.make_figures(Study(runs, history, [], ["warmup", "seed"]), tmp_path, formats=("png",))
     assert set(rendered.skipped) == {"sensitivity", "early_overfitting", "mechanism"}
     assert "probes=all" in rendered.skipped["mechanism"] and "skew" in rendered.skipped["early_overfitting"]
-    assert set(rendered) == {"convergence", "lr_schedule", "time_to_target"}
+    assert set(rendered) == {"convergence", "lr_schedule", "time_to_target", "forest"}
     assert all(path.read_bytes().startswith(PNG_MAGIC) for path in rendered.values())
 
 
