@@ -303,7 +303,12 @@ def help_text() -> str:
     """``python -m ablate --help``: usage, config groups with their options, and every key with its help."""
 
     def values(path: Path, key: str) -> str:
-        return str(load_yaml(path).get(key, "?"))
+        option = load_yaml(path)
+        generated = CONF_DIR / "generated" / key / path.name  # e.g. tuned_lr: the option's defaults list reads it
+        text = str(load_yaml(generated).get(key, "?") if generated.is_file() else option.get(key, "?"))
+        if text.startswith("${.") and text.endswith("}"):  # `${.default_lr}`: show the value it refers to
+            return str(option.get(text[3:-1], text))
+        return text
 
     def describe(schema: type, group: str, options: list[str]) -> list[str]:
         out = []
@@ -333,6 +338,11 @@ def help_text() -> str:
         "  --smoke    every run for 3 updates into outputs/studies/smoke/...: does the study run at all?",
         "  --yes      start a grid of more than 1000 runs without asking",
         "",
+        "named studies, status, analysis:",
+        "  python -m ablate -m +sweep=<name>                a study from sweeps/<name>.yaml (resumes when run again)",
+        "  python -m ablate.status <study name or dir>      each grid point's state, while it runs or after",
+        "  python -m analysis <study name or dir>           the report: figures, tables with intervals, findings",
+        "",
         "examples:",
         "  python -m ablate -m warmup=0,100,500",
         "  python -m ablate -m optimizer=sgd,adam warmup=0,100 seed=0,1,2 schedule=cosine",
@@ -345,7 +355,12 @@ def help_text() -> str:
     lines += ["", "top-level keys [default, from conf/config.yaml]:"]
     top = help_of(Config)
     primary = load_yaml(CONF_DIR / "config.yaml")
-    lines += [f"  {k:<30} {top[k]} [{primary[k]}]" for k in TOP_KEYS]
+    shown = {k: primary[k] for k in TOP_KEYS}
+    optimizer = defaults.get("optimizer", "")
+    default_lr = load_yaml(CONF_DIR / "optimizer" / f"{optimizer}.yaml").get("default_lr")
+    if isinstance(default_lr, int | float) and isinstance(primary.get("lr_scale"), int | float):
+        shown["lr"] = f"{float(default_lr) * float(primary['lr_scale']):g} with optimizer={optimizer}"
+    lines += [f"  {k:<30} {top[k]} [{shown[k]}]" for k in TOP_KEYS]
     lines += ["", "group keys, group.key=value [default per option, from conf/<group>/<option>.yaml]:"]
     seen: set[type] = set()
     for group, schemas in GROUPS.items():

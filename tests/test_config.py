@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from ablate.cli import CONF_DIR, group_options, precheck_overrides
 from ablate.config import GROUPS, ConfigError, run_id
@@ -31,6 +32,18 @@ def test_lr_defaults_to_the_optimizers_default_and_can_be_set() -> None:
     assert make_config("optimizer=sgd").lr == 0.1
     assert make_config("optimizer=adam").lr == 1e-3
     assert make_config("optimizer=sgd", "lr=0.5").lr == 0.5
+
+
+@pytest.mark.parametrize("option", sorted(GROUPS["optimizer"]))
+def test_tuned_lr_comes_from_the_generated_file_else_the_default_rate(option: str) -> None:
+    """``python -m analysis.tune --write`` writes ``conf/generated/tuned_lr/<option>.yaml``; the optimizer config
+    reads it through its defaults list, and an optimizer never tuned uses its ``default_lr``."""
+    config = make_config(f"optimizer={option}", "+sweep=warmup-lr-range", "lr_scale=4")
+    generated = CONF_DIR / "generated" / "tuned_lr" / f"{option}.yaml"
+    expected = OmegaConf.load(generated).tuned_lr if generated.is_file() else config.optimizer.default_lr
+    assert config.optimizer.tuned_lr == expected
+    assert config.lr == expected * 4  # lr: ${ablate_mul:${optimizer.tuned_lr},${lr_scale}}
+    assert "tuned_lr: ${.default_lr}" in (CONF_DIR / "optimizer" / f"{option}.yaml").read_text()
 
 
 @pytest.mark.parametrize(
