@@ -28,7 +28,8 @@ if not HAVE_SLURM:
         raise RuntimeError("CI must run the SLURM tests: start the cluster (scripts/slurm_cluster.sh start)")
     pytest.skip("no SLURM cluster (start one with scripts/slurm_cluster.sh start)", allow_module_level=True)
 
-SLURM = ("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1")
+# one CPU per job and one torch thread per run (cpu_threads): two jobs at once fit the 2-core node
+SLURM = ("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "cpu_threads=1", "hydra.launcher.mem_gb=1")
 RUN = ("tracker=local", "tracker.progress=line", "data.n_train=512", "data.n_eval=256", "eval_every=500")
 
 

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analysis.load import read_metrics, read_result
-from tests.conftest import run_ablate
+from tests.conftest import REPO, run_ablate
 from tests.wandb_records import expected_history, read_offline_run
 
 pytestmark = pytest.mark.slow
@@ -185,7 +186,8 @@ def test_wandb_failure_costs_nothing_but_a_warning(tmp_path: Path, server: str, 
     assert wandb_run["summary"]["status"] == "completed" and wandb_run["exit_code"] == 0
     local = {r["step"]: r for r in read_metrics(tmp_path / "run")}
     logged = [h["step"] for h in wandb_run["history"]]
-    assert logged == sorted({s for s in local if s % 50 == 0 or "eval/loss" in local[s]} | {59})
+    every = int(yaml.safe_load((REPO / "conf" / "tracker" / "wandb.yaml").read_text())["log_every"])  # default
+    assert logged == sorted({s for s in local if s % every == 0 or "eval/loss" in local[s]} | {59})
 
 
 def test_sync_lists_skips_synced_and_reports_failures(tmp_path: Path, monkeypatch) -> None:
