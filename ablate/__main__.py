@@ -12,7 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from ablate.cli import CONF_DIR, ConfigError, help_text, precheck_overrides, validate_single_run
+from ablate.checks import ConfigError
+from ablate.cli.compose import validate_single_run
+from ablate.cli.help import help_text
+from ablate.cli.overrides import precheck_overrides
+from ablate.config import CONF_DIR
 
 
 def main() -> int:
@@ -22,7 +26,7 @@ def main() -> int:
         return 0
     if "--fresh" in args:  # run every grid point again; earlier records are set aside, never deleted
         args = [a for a in args if a != "--fresh"] + ["hydra.sweeper.resume=false"]
-    if "--yes" in args:  # start a study above ablate.grid.LARGE_GRID runs without asking
+    if "--yes" in args:  # start a study above ablate.study.grid.LARGE_GRID runs without asking
         args = [a for a in args if a != "--yes"] + ["hydra.sweeper.yes=true"]
     if "--smoke" in args:  # every run for 3 updates, into outputs/studies/smoke/...: does the study run at all?
         args = [a for a in args if a != "--smoke"] + ["smoke=true", "tracker=local"]
@@ -41,12 +45,12 @@ def main() -> int:
     import hydra
 
     from ablate.config import register_configs
-    from ablate.study import StudySummaryCallback
+    from ablate.study.directory import StudySummaryCallback
 
     register_configs()
-    from ablate.runner import Terminated
-    from ablate.runtime import DiskFull
-    from ablate.task import statuses, task
+    from ablate.record.files import DiskFull
+    from ablate.record.runner import Terminated
+    from ablate.study.job import statuses, task
 
     try:
         hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
@@ -62,7 +66,7 @@ def main() -> int:
 
 def stopped(why: str, what: str, code: int) -> int:
     """A study stopped early: one line, the summary of what is recorded, and how to resume. No traceback."""
-    from ablate.study import CURRENT, finish_study
+    from ablate.study.directory import CURRENT, finish_study
 
     if not CURRENT:  # a single run, or a study stopped before its first run
         print(f"error: {why}; {what}", file=sys.stderr)

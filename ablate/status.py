@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ablate.plan import RESULT_FILE, Record, index_records, state
+from ablate.study.plan import RESULT_FILE, Record, index_records, state
 
 STATE_ORDER = ("done", "diverged", "failed", "running", "killed", "unreadable", "missing")
 STUDY_FILE = "study.json"
@@ -50,7 +50,7 @@ def last_step(run_dir: Path) -> int | None:
 def cell_text(record: Record | None) -> str:
     text = state(record)
     if record is not None and text == "done" and (record.result.get("summary") or {}).get("outcome") == "untrained":
-        text = "done (untrained)"  # finished, but no better than chance (ablate.outcome)
+        text = "done (untrained)"  # finished, but no better than chance (ablate.run.outcome)
     if record is not None and text == "running":
         step = last_step(record.run_dir)
         steps = (record.result.get("summary") or {}).get("steps") or _steps(record.run_dir)

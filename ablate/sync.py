@@ -6,7 +6,7 @@ several at a time (``--jobs``), skipping runs W&B already marked as synced (``ru
 of their config, grouped by study. Exit status 1 if any upload failed.
 
 Every attempt of a run is its own offline run with its own W&B id (``<run_id>-<time>-<hex>``, see
-``ablate.wandb_tracker``): a run killed and re-run leaves two folders in ``<run dir>/wandb/`` (its earlier
+``ablate.record.wandb.tracker``): a run killed and re-run leaves two folders in ``<run dir>/wandb/`` (its earlier
 record goes to ``superseded/``, its W&B folder stays), and both are uploaded, as two W&B runs with the same
 ``run_id`` in their config. Runs that fell back to offline because W&B was unreachable
 (``wandb_offline.json`` in the study) are uploaded like any other. Folders that share one W&B id (the study's

@@ -198,9 +198,10 @@ def outcome_rule(runs: pd.DataFrame) -> str:
         levels.append(f"accuracy {acc}")
     chance = f" (chance level here: {', '.join(levels)})" if levels else ""
     return (
-        f"Outcome (`ablate/outcome.py`): `trained` = finished clearly better than chance on the held-out set{chance}; "
-        "`untrained` = finished but not clearly better than chance: it learned nothing worth the name and is never "
-        "counted as a success; `diverged` = the loss went non-finite or exploded; a failed run has no outcome."
+        "Outcome (`ablate/run/outcome.py`): `trained` = finished clearly better than chance on the held-out set"
+        f"{chance}; `untrained` = finished but not clearly better than chance: it learned nothing worth the name "
+        "and is never counted as a success; `diverged` = the loss went non-finite or exploded; a failed run has no "
+        "outcome."
     )
 
 

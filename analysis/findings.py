@@ -213,7 +213,7 @@ NO_OUTCOME = "unknown"
 def run_outcomes(runs: pd.DataFrame) -> pd.Series:
     """Each run's outcome for the report: ``trained``, ``untrained``, ``diverged``, ``failed`` or ``unknown``.
 
-    The recorded ``outcome`` (``ablate.outcome``) when there is one. A record written before outcomes existed:
+    The recorded ``outcome`` (``ablate.run.outcome``) when there is one. A record written before outcomes existed:
     ``diverged`` for status ``diverged``; for a completed run with a recorded ``chance_loss``, the fallback of
     ``analysis.regime.outcomes`` (trained when ``final_eval_loss < chance_loss``); else ``unknown``: a completed
     run is never taken as trained without a chance level to judge it by. ``failed`` for a failed run; a run without

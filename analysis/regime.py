@@ -7,7 +7,7 @@ runs such a study (``python -m ablate -m ...``), then reads it. Pure pandas/nump
 Vocabulary. A *setup* is one combination of the other factors (``by``: optimizer, model, skew, ...); within it
 the runs cross the lr grid, the warmup lengths ``W`` (column ``warmup``) and the seeds ``s``. The *grid* of a setup
 is the sorted set of lr values of its runs (all W, all seeds). A run's *outcome* is ``trained``, ``untrained`` or
-``diverged`` (``result.json`` summary, see ``ablate.outcome``); a ``failed`` or ``running`` run, or a grid point
+``diverged`` (``result.json`` summary, see ``ablate.run.outcome``); a ``failed`` or ``running`` run, or a grid point
 without a run, has *no result*.
 
 Rules (formulas):

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ablate.wandb_tracker import study_group
+from ablate.record.wandb.naming import study_group
 
 STUDY_FILE = "study.json"
 

@@ -4,13 +4,13 @@ A claim about warmup can only be tested where training *without* warmup is in tr
 judged in three steps, each written down so that a verdict can be recomputed by hand from the runs table:
 
 1. **Quality of a run** (``capped_loss``): its final held-out loss, capped at the chance loss of its task
-   (``ablate.objective``), with a diverged run (or one without a finite final loss) counted *at* the cap. So a
+   (``ablate.run.objective``), with a diverged run (or one without a finite final loss) counted *at* the cap. So a
    run that blew up and a run that learned nothing are equally bad, and every run of a pair has a value: a
    comparison of "diverged" with "trained" is a large improvement, not a dropped pair. (Wortsman et al. 2023 cap
    at the loss at initialisation for the same reason.)
 2. **Regime** (``control_fails``): a cell (one combination of the factors other than the seed and the compared
    factor) is *in the regime* when its control arm (e.g. ``warmup=0``) *fails*: at least half of its seeds end
-   ``untrained`` or ``diverged`` (``ablate.outcome``). Cells outside the regime are reported but never counted
+   ``untrained`` or ``diverged`` (``ablate.run.outcome``). Cells outside the regime are reported but never counted
    for or against a claim: a warmup cannot rescue a run that is fine without it.
 3. **Cell verdict** (``cell_verdict``), treatment against control, paired seed by seed on ``capped_loss``
    (``analysis.stats.paired_effects``, 95% percentile bootstrap over seeds):

@@ -1,4 +1,4 @@
-"""Validating a study's grid: the sweeper's per-point composition against ``ablate.grid.grid_run_ids``.
+"""Validating a study's grid: the sweeper's per-point composition against ``ablate.study.grid.grid_run_ids``.
 
 A multirun of the default config over ``lr x warmup x seed`` (values only, one group combination) is set up
 as ``python -m ablate -m ...`` does (Hydra's loader, the multirun config, ablate's sweeper and its job list).
@@ -40,9 +40,13 @@ from hydra.core.plugins import Plugins  # noqa: E402
 from hydra.types import HydraContext, RunMode  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from ablate.cli import CONF_DIR  # noqa: E402
-from ablate.config import register_configs, run_id, validate  # noqa: E402
-from ablate.grid import _Grid, grid_run_ids, grid_size  # noqa: E402
+from ablate.config import (  # noqa: E402
+    CONF_DIR,  # noqa: E402
+    register_configs,
+    run_id,
+    validate,
+)
+from ablate.study.grid import _Grid, grid_run_ids, grid_size  # noqa: E402
 
 LRS = ("0.0003", "0.001", "0.003", "0.01", "0.03", "0.1", "0.3", "1.0", "3.0")
 WARMUPS = ("0", "50", "100", "200")
@@ -115,7 +119,7 @@ def parts() -> None:
     typed = OmegaConf.to_object(point)
 
     def apply_and_restore() -> None:
-        from ablate.grid import _leaf_slots
+        from ablate.study.grid import _leaf_slots
 
         slots = _leaf_slots(base, values)
         assert slots is not None

@@ -2,7 +2,7 @@
 
 Both train the default MLP on the default clusters data with Adam for the same number of steps, from the
 same initialisation and batch order, and evaluate on the held-out split at the same steps. ablate's loop runs
-as a real run does (``ablate.train.train`` with the local run record writing ``metrics.jsonl`` and every
+as a real run does (``ablate.run.train.train`` with the local run record writing ``metrics.jsonl`` and every
 default metric); the baseline is the five lines every PyTorch tutorial has plus the same evaluation. Runs
 alternate (baseline, ablate, baseline, ...) so machine noise hits both alike; medians over repeats.
 
@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.cli import compose_config  # noqa: E402
+from ablate.cli.compose import compose_config  # noqa: E402
 from ablate.config import Config  # noqa: E402
-from ablate.tracking import RunRecord, Trackers  # noqa: E402
-from ablate.train import build, run_loop  # noqa: E402
+from ablate.record.tracking import RunRecord, Trackers  # noqa: E402
+from ablate.run.train import build, run_loop  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -54,7 +54,7 @@ def minimal_loop(config: Config) -> float:
 
 
 def ablate_loop(config: Config) -> float:
-    """Seconds per step of ablate's loop (``ablate.train.run_loop``) with the run record on."""
+    """Seconds per step of ablate's loop (``ablate.run.train.run_loop``) with the run record on."""
     parts = build(config, CPU)
     with tempfile.TemporaryDirectory() as tmp:
         record = RunRecord(Path(tmp))

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from overhead import ablate_loop  # noqa: E402  (same directory: times ablate's loop with the record on)
 
-from ablate.cli import compose_config  # noqa: E402
+from ablate.cli.compose import compose_config  # noqa: E402
 from ablate.config import Config  # noqa: E402
 
 CPU = torch.device("cpu")

@@ -1,7 +1,7 @@
 """How fast and how well the small Transformer learns the sort task on CPU: used to choose its defaults.
 
-For each norm position (pre-LN, post-LN) and each warmup length, trains ``ablate.nets.Transformer`` on
-``ablate.data.sequence.make_sort_task`` with Adam (betas 0.9/0.999), linear warmup ``lr(t) = p min(1, (t+1)/W)``
+For each norm position (pre-LN, post-LN) and each warmup length, trains ``ablate.run.models.nets.Transformer`` on
+``ablate.run.data.sequence.make_sort_task`` with Adam (betas 0.9/0.999), linear warmup ``lr(t) = p min(1, (t+1)/W)``
 then constant (ablate's convention), batch 64, ablate's batch order, for ``--steps`` updates; then prints the
 wall time of the training steps, steps/s, the final training loss and the held-out token accuracy of the final
 parameters against two baselines: chance ``1/V`` and the best per-position constant guess (the most frequent
@@ -24,9 +24,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.data.samplers import IIDBatchSampler  # noqa: E402
-from ablate.data.sequence import make_sort_task  # noqa: E402
-from ablate.nets import Transformer  # noqa: E402
+from ablate.run.data.samplers import IIDBatchSampler  # noqa: E402
+from ablate.run.data.sequence import make_sort_task  # noqa: E402
+from ablate.run.models.nets import Transformer  # noqa: E402
 
 
 def positional_mode_accuracy(train_y: torch.Tensor, eval_y: torch.Tensor, vocab_size: int) -> float:

@@ -26,10 +26,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 
-from ablate import wandb_tracker  # noqa: E402
-from ablate.cli import compose_config  # noqa: E402
+from ablate.cli.compose import compose_config  # noqa: E402
 from ablate.config import Config  # noqa: E402
-from ablate.runner import execute  # noqa: E402
+from ablate.record.runner import execute  # noqa: E402
+from ablate.record.wandb import tracker as wandb_tracker  # noqa: E402
 
 tracker_seconds = 0.0  # time spent inside the W&B tracker's calls during the current run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ablate.cli import compose_config
+from ablate.cli.compose import compose_config
 from ablate.config import Config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from ablate.cli import CONF_DIR, check_device, compose_config, default_options, precheck_overrides
-from ablate.config import GROUPS, Config, ConfigError, check_study_name, study_dir_name, to_typed
+from ablate.checks import ConfigError
+from ablate.cli.compose import check_device, compose_config
+from ablate.cli.overrides import default_options, precheck_overrides
+from ablate.config import CONF_DIR, GROUPS, Config, to_typed
+from ablate.study.names import check_study_name, study_dir_name
 from tests.conftest import run_ablate
 
 # Options that only compose together: a schema's fields are checked with its option and this partner.

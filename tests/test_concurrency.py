@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ablate.claims import Claim, is_held, read_info
+from ablate.record.claims import Claim, is_held, read_info
 from ablate.status import render
 from tests.conftest import REPO
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ablate.cli import CONF_DIR, group_options, precheck_overrides
-from ablate.config import GROUPS, ConfigError, run_id
+from ablate.checks import ConfigError
+from ablate.cli.overrides import group_options, precheck_overrides
+from ablate.config import CONF_DIR, GROUPS, run_id
 from tests.conftest import make_config, run_ablate
 
 

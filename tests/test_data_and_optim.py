@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.config import DIGITS_TOTAL
-from ablate.data import IIDBatchSampler, build_dataset
-from ablate.models import MLP
-from ablate.optim import build_optimizer, set_lr
-from ablate.train import build
+from ablate.run.data.build import build_dataset
+from ablate.run.data.config import DIGITS_TOTAL
+from ablate.run.data.samplers import IIDBatchSampler
+from ablate.run.models.build import MLP
+from ablate.run.optim.build import build_optimizer, set_lr
+from ablate.run.train import build
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -92,8 +93,8 @@ def test_optimizers_are_the_real_torch_classes(overrides, cls, expected) -> None
 
 
 def test_models_match_their_data(tmp_path) -> None:
-    from ablate.config import ConfigError
-    from ablate.runner import execute
+    from ablate.checks import ConfigError
+    from ablate.record.runner import execute
     from analysis.load import read_metrics, read_result
 
     with pytest.raises(ConfigError, match="model=transformer is not allowed with data=clusters: .*set data=sort"):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate import metrics as M
-from ablate.schedules import build_schedule
+from ablate.run import metrics as M
+from ablate.run.schedules import build_schedule
 from analysis.load import read_metrics, read_result
 from tests.conftest import make_config, run_ablate
 

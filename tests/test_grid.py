@@ -20,9 +20,9 @@ from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ablate.cli import CONF_DIR
-from ablate.config import ConfigError, register_configs
-from ablate.grid import (
+from ablate.checks import ConfigError
+from ablate.config import CONF_DIR, register_configs
+from ablate.study.grid import (
     LARGE_GRID,
     GridConfigError,
     _Grid,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ablate.devices import DeviceAllocator, visible_gpus
+from ablate.study.devices import DeviceAllocator, visible_gpus
 from tests.conftest import run_ablate
 
 Interval = tuple[str, float, float]  # device, start, end

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate.objective import REGRESSION, Chance, chance_level
-from ablate.outcome import DivergenceRule, classify
-from ablate.runner import execute
+from ablate.record.runner import execute
+from ablate.run.objective import REGRESSION, Chance, chance_level
+from ablate.run.outcome import DivergenceRule, classify
 from analysis.load import read_metrics, read_result
 from tests.conftest import make_config
 

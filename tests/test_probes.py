@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate import probes as P
-from ablate.models import MLP
+from ablate.run.models.build import MLP
+from ablate.run.probes import dead_relu, second_moment, sharpness, update_ratio
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 LR = 1e-2
@@ -69,7 +69,7 @@ def quadratic(device: str) -> tuple[torch.Tensor, list[torch.Tensor], Callable[[
 @pytest.mark.parametrize("device", DEVICES)
 def test_sharpness_of_a_quadratic_is_its_top_eigenvalue(device: str) -> None:
     _, params, loss = quadratic(device)
-    top = P.top_hessian_eigenvalue(loss, params, iters=30, generator=torch.Generator().manual_seed(7))
+    top = sharpness.top_hessian_eigenvalue(loss, params, iters=30, generator=torch.Generator().manual_seed(7))
     assert top == pytest.approx(5.0, abs=1e-4)
     assert all(p.grad is None for p in params)
 
@@ -82,17 +82,22 @@ def test_preconditioned_sharpness_is_the_top_eigenvalue_of_d_a_d(device: str) ->
     d_diag = torch.cat(d[:2])
     expected = torch.linalg.eigvalsh(a / torch.sqrt(d_diag)[:, None] / torch.sqrt(d_diag)[None, :]).max().item()
     assert abs(expected - 5.0) > 1.0  # the preconditioner matters here
-    got = P.top_hessian_eigenvalue(loss, params, iters=200, preconditioner=d)
+    got = sharpness.top_hessian_eigenvalue(loss, params, iters=200, preconditioner=d)
     assert got == pytest.approx(expected, rel=1e-8)
 
-    out = P.sharpness(loss, params, lr=0.1, iters=200, preconditioner=d, beta1=0.9)
-    assert set(out) == {P.SHARPNESS, P.SHARPNESS_LIMIT, P.PRECOND_SHARPNESS, P.PRECOND_SHARPNESS_LIMIT}
-    assert out[P.SHARPNESS] == pytest.approx(5.0, abs=1e-4)
-    assert out[P.PRECOND_SHARPNESS] == pytest.approx(expected, rel=1e-8)
-    assert out[P.SHARPNESS_LIMIT] == pytest.approx(20.0, rel=1e-12)  # 2 / lr
-    assert out[P.PRECOND_SHARPNESS_LIMIT] == pytest.approx(380.0, rel=1e-12)  # 38 / lr at beta1 = 0.9
-    plain = P.sharpness(loss, params, lr=0.1)
-    assert set(plain) == {P.SHARPNESS, P.SHARPNESS_LIMIT}
+    out = sharpness.sharpness(loss, params, lr=0.1, iters=200, preconditioner=d, beta1=0.9)
+    assert set(out) == {
+        sharpness.SHARPNESS,
+        sharpness.SHARPNESS_LIMIT,
+        sharpness.PRECOND_SHARPNESS,
+        sharpness.PRECOND_SHARPNESS_LIMIT,
+    }
+    assert out[sharpness.SHARPNESS] == pytest.approx(5.0, abs=1e-4)
+    assert out[sharpness.PRECOND_SHARPNESS] == pytest.approx(expected, rel=1e-8)
+    assert out[sharpness.SHARPNESS_LIMIT] == pytest.approx(20.0, rel=1e-12)  # 2 / lr
+    assert out[sharpness.PRECOND_SHARPNESS_LIMIT] == pytest.approx(380.0, rel=1e-12)  # 38 / lr at beta1 = 0.9
+    plain = sharpness.sharpness(loss, params, lr=0.1)
+    assert set(plain) == {sharpness.SHARPNESS, sharpness.SHARPNESS_LIMIT}
 
 
 def test_lanczos_finds_the_top_eigenvalue_even_beside_a_larger_negative_one() -> None:
@@ -101,13 +106,13 @@ def test_lanczos_finds_the_top_eigenvalue_even_beside_a_larger_negative_one() ->
     q, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
     a = q @ torch.diag(torch.tensor([-6.0, 5.0, 1.0], dtype=torch.float64)) @ q.T
     w = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert P.top_hessian_eigenvalue(lambda: 0.5 * w @ a @ w, [w], iters=3) == pytest.approx(5.0, rel=1e-9)
+    assert sharpness.top_hessian_eigenvalue(lambda: 0.5 * w @ a @ w, [w], iters=3) == pytest.approx(5.0, rel=1e-9)
 
 
 @pytest.mark.parametrize(("task", "init_scale"), [("regression", 1.0), ("regression", 2.0), ("classification", None)])
 def test_sharpness_at_init_matches_an_exact_eigen_decomposition(task: str, init_scale: float | None) -> None:
     """A tiny MLP at init: 20 Lanczos steps (the default sharpness_iters) against ``eigvalsh`` of the full Hessian."""
-    from ablate import objective
+    from ablate.run import objective
 
     torch.manual_seed(0)
     x = torch.randn(64, 4)
@@ -125,7 +130,9 @@ def test_sharpness_at_init_matches_an_exact_eigen_decomposition(task: str, init_
 
     exact = float(torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of, flat))[-1])
     model.float()
-    lanczos = P.top_hessian_eigenvalue(lambda: objective.loss(task, model(x), y), list(model.parameters()), iters=20)
+    lanczos = sharpness.top_hessian_eigenvalue(
+        lambda: objective.loss(task, model(x), y), list(model.parameters()), iters=20
+    )
     assert lanczos == pytest.approx(exact, rel=1e-4)
     assert lanczos <= exact * (1 + 1e-5)  # Lanczos approaches the top eigenvalue from below
 
@@ -133,13 +140,16 @@ def test_sharpness_at_init_matches_an_exact_eigen_decomposition(task: str, init_
 def test_sharpness_is_deterministic_and_leaves_the_global_rng_alone() -> None:
     _, params, loss = quadratic("cpu")
     rng = torch.get_rng_state()
-    first = P.top_hessian_eigenvalue(loss, params, iters=3)
+    first = sharpness.top_hessian_eigenvalue(loss, params, iters=3)
     assert torch.equal(torch.get_rng_state(), rng)
-    assert P.top_hessian_eigenvalue(loss, params, iters=3) == first
-    seeded = [P.top_hessian_eigenvalue(loss, params, iters=3, generator=torch.Generator().manual_seed(5)) for _ in "ab"]
+    assert sharpness.top_hessian_eigenvalue(loss, params, iters=3) == first
+    seeded = [
+        sharpness.top_hessian_eigenvalue(loss, params, iters=3, generator=torch.Generator().manual_seed(5))
+        for _ in "ab"
+    ]
     assert seeded[0] == seeded[1]
     with pytest.raises(ValueError, match="iters"):
-        P.top_hessian_eigenvalue(loss, params, iters=0)
+        sharpness.top_hessian_eigenvalue(loss, params, iters=0)
 
 
 # --- second moments: known first steps ------------------------------------------------------------------------
@@ -149,24 +159,24 @@ def test_sharpness_is_deterministic_and_leaves_the_global_rng_alone() -> None:
 def test_adam_first_step_moves_every_coordinate_by_lr_and_v_hat_is_g_squared(device: str) -> None:
     model, grads = linear_with_grad(device)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    before = P.snapshot(model)
+    before = update_ratio.snapshot(model)
     opt.step()
     for (name, p), b in zip(model.named_parameters(), before.values(), strict=True):
         assert torch.allclose((p.detach() - b).abs(), torch.full_like(b, LR), rtol=0, atol=1e-9), name
 
-    ratios = P.layer_update_ratios(before, model)
+    ratios = update_ratio.layer_update_ratios(before, model)
     assert set(ratios) == {"probe/update_ratio/weight", "probe/update_ratio/bias"}
     for name in ("weight", "bias"):
         n = before[name].numel()
         closed_form = LR * math.sqrt(n) / torch.linalg.vector_norm(before[name]).item()
         assert ratios[f"probe/update_ratio/{name}"] == pytest.approx(closed_form, rel=1e-7)
 
-    stats = P.second_moment_stats(opt)
+    stats = second_moment.second_moment_stats(opt)
     g = flat(grads)
     g2 = [x * x for x in g]
     assert len(g2) == 15
     assert stats["probe/v_hat/q50"] == pytest.approx(sorted(g2)[7], rel=1e-12)  # the median by hand
-    for label, q in P.QUANTILES:
+    for label, q in second_moment.QUANTILES:
         assert stats[f"probe/v_hat/{label}"] == pytest.approx(hand_quantile(g2, q), rel=1e-12)
         expected = hand_quantile([LR / (abs(x) + EPS) for x in g], q)
         assert stats[f"probe/eff_step/{label}"] == pytest.approx(expected, rel=1e-12)
@@ -181,8 +191,8 @@ def test_rmsprop_first_step_square_avg_is_a_hundredth_of_g_squared(centered: boo
     g = flat(grads)
     # square_avg = 0.01 g^2; centered subtracts grad_avg^2 = (0.01 g)^2
     factor = 0.01 - 0.0001 if centered else 0.01
-    stats = P.second_moment_stats(opt)
-    for label, q in P.QUANTILES:
+    stats = second_moment.second_moment_stats(opt)
+    for label, q in second_moment.QUANTILES:
         assert stats[f"probe/v_hat/{label}"] == pytest.approx(hand_quantile([factor * x * x for x in g], q), rel=1e-9)
         eff = [LR / (math.sqrt(factor) * abs(x) + EPS) for x in g]
         assert stats[f"probe/eff_step/{label}"] == pytest.approx(hand_quantile(eff, q), rel=1e-9)
@@ -192,9 +202,9 @@ def test_radam_first_steps_are_unadapted() -> None:
     model, grads = linear_with_grad("cpu")
     opt = torch.optim.RAdam(model.parameters(), lr=LR)
     opt.step()
-    stats = P.second_moment_stats(opt)
+    stats = second_moment.second_moment_stats(opt)
     g2 = [x * x for x in flat(grads)]
-    for label, q in P.QUANTILES:
+    for label, q in second_moment.QUANTILES:
         assert stats[f"probe/v_hat/{label}"] == pytest.approx(hand_quantile(g2, q), rel=1e-12)
         assert stats[f"probe/eff_step/{label}"] == LR  # rho_1 = 1 <= 5: the update is lr * m_hat
 
@@ -219,15 +229,15 @@ def test_eff_step_is_the_step_torch_takes(name: str, steps: int, device: str) ->
     opt = OPTIMIZERS[name](list(model.parameters()))
     for _ in range(steps - 1):
         opt.step()
-    before = P.snapshot(model)
+    before = update_ratio.snapshot(model)
     opt.step()
     moved = [
         (p.detach() - b).abs() / g.abs() for p, b, g in zip(model.parameters(), before.values(), grads, strict=True)
     ]
-    stats = P.second_moment_stats(opt)
-    for label, q in P.QUANTILES:
+    stats = second_moment.second_moment_stats(opt)
+    for label, q in second_moment.QUANTILES:
         assert stats[f"probe/eff_step/{label}"] == pytest.approx(hand_quantile(flat(moved), q), rel=1e-7)
-    denominators = P.adam_preconditioner(opt)
+    denominators = second_moment.adam_preconditioner(opt)
     assert denominators is not None
     if name == "radam" and steps == 1:
         assert all(torch.equal(d, torch.ones_like(d)) for d in denominators)
@@ -249,14 +259,14 @@ def test_eff_step_is_the_step_torch_takes_after_the_gradient_vanishes(name: str,
         p.grad = torch.zeros_like(p)
     for _ in range(steps - 2):
         opt.step()
-    before = P.snapshot(model)
+    before = update_ratio.snapshot(model)
     opt.step()
     m_hat = [opt.state[p]["exp_avg"] / (1 - 0.9**steps) for p in model.parameters()]
     moved = [
         (p.detach() - b).abs() / m.abs() for p, b, m in zip(model.parameters(), before.values(), m_hat, strict=True)
     ]
-    stats = P.second_moment_stats(opt)
-    for label, q in P.QUANTILES:
+    stats = second_moment.second_moment_stats(opt)
+    for label, q in second_moment.QUANTILES:
         assert stats[f"probe/eff_step/{label}"] == pytest.approx(hand_quantile(flat(moved), q), rel=1e-7)
 
 
@@ -270,10 +280,10 @@ def test_second_moment_stats_subsample_is_the_strided_global_flat() -> None:
     opt.step()
     g2 = torch.cat([a.grad, b.grad]) ** 2
     sample = g2[::4].tolist()  # 12 coordinates, max 3: stride 4, so a[0], a[4], b[3]
-    stats = P.second_moment_stats(opt, max_coords=3)
-    for label, q in P.QUANTILES:
+    stats = second_moment.second_moment_stats(opt, max_coords=3)
+    for label, q in second_moment.QUANTILES:
         assert stats[f"probe/v_hat/{label}"] == pytest.approx(hand_quantile(sample, q), rel=1e-12)
-    full = P.second_moment_stats(opt)
+    full = second_moment.second_moment_stats(opt)
     assert full["probe/v_hat/q50"] == pytest.approx(hand_quantile(g2.tolist(), 0.5), rel=1e-12)
 
 
@@ -281,14 +291,14 @@ def test_no_second_moment_gives_nothing() -> None:
     model, _ = linear_with_grad("cpu")
     sgd = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     sgd.step()
-    assert P.second_moment_stats(sgd) == {}
-    assert P.second_moment_error(sgd, [torch.ones_like(p) for p in model.parameters()]) == {}
-    assert P.adam_preconditioner(sgd) is None
+    assert second_moment.second_moment_stats(sgd) == {}
+    assert second_moment.second_moment_error(sgd, [torch.ones_like(p) for p in model.parameters()]) == {}
+    assert second_moment.adam_preconditioner(sgd) is None
     fresh = torch.optim.Adam(model.parameters(), lr=LR)  # no step yet: empty state
-    assert P.second_moment_stats(fresh) == {}
-    assert P.adam_preconditioner(fresh) is None
+    assert second_moment.second_moment_stats(fresh) == {}
+    assert second_moment.adam_preconditioner(fresh) is None
     with pytest.raises(TypeError, match="Adagrad"):
-        P.second_moment_stats(torch.optim.Adagrad(model.parameters()))
+        second_moment.second_moment_stats(torch.optim.Adagrad(model.parameters()))
 
 
 # --- second moment error --------------------------------------------------------------------------------------
@@ -307,7 +317,7 @@ def test_second_moment_error_when_every_batch_has_the_same_gradient(device: str)
     x, y = torch.randn(8, 3, generator=gen, dtype=torch.float64), torch.randn(8, 2, generator=gen, dtype=torch.float64)
     batches = [(x.to(device), y.to(device))] * 3
     params = list(model.parameters())
-    v_ref = P.reference_second_moment(loss_of, params, batches)
+    v_ref = second_moment.reference_second_moment(loss_of, params, batches)
     g = torch.autograd.grad(loss_of(*batches[0]), params)
     for ref, gi in zip(v_ref, g, strict=True):
         assert torch.allclose(ref, gi**2, rtol=1e-12, atol=0)
@@ -317,14 +327,18 @@ def test_second_moment_error_when_every_batch_has_the_same_gradient(device: str)
 
     adam = torch.optim.Adam(params, lr=LR)
     adam.step()  # v_hat = g^2 = v_ref
-    assert P.second_moment_error(adam, v_ref)[P.V_HAT_REL_ERROR] == pytest.approx(0.0, abs=1e-12)
+    assert second_moment.second_moment_error(adam, v_ref)[second_moment.V_HAT_REL_ERROR] == pytest.approx(
+        0.0, abs=1e-12
+    )
 
     with torch.no_grad():
         for p, s in zip(params, snapshot, strict=True):
             p.copy_(s)
     rmsprop = torch.optim.RMSprop(params, lr=LR, alpha=0.99)
     rmsprop.step()  # square_avg = 0.01 g^2: ||0.01 v_ref - v_ref|| / ||v_ref|| = 0.99
-    assert P.second_moment_error(rmsprop, v_ref)[P.V_HAT_REL_ERROR] == pytest.approx(0.99, rel=1e-12)
+    assert second_moment.second_moment_error(rmsprop, v_ref)[second_moment.V_HAT_REL_ERROR] == pytest.approx(
+        0.99, rel=1e-12
+    )
 
 
 def test_reference_second_moment_and_error_in_closed_form() -> None:
@@ -338,7 +352,7 @@ def test_reference_second_moment_and_error_in_closed_form() -> None:
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((model(x).squeeze(-1) - y) ** 2).sum()
 
-    v_ref = P.reference_second_moment(loss_of, [model.weight], batches)
+    v_ref = second_moment.reference_second_moment(loss_of, [model.weight], batches)
     grads = [-y * x for x, y in batches]  # each (1, 3)
     expected = torch.stack([g**2 for g in grads]).mean(dim=0)
     assert torch.allclose(v_ref[0], expected, rtol=1e-15, atol=0)
@@ -347,11 +361,13 @@ def test_reference_second_moment_and_error_in_closed_form() -> None:
     adam = torch.optim.Adam(model.parameters(), lr=LR)
     adam.step()  # v_hat = g_0^2
     error = (torch.linalg.vector_norm(grads[0] ** 2 - expected) / torch.linalg.vector_norm(expected)).item()
-    assert P.second_moment_error(adam, v_ref)[P.V_HAT_REL_ERROR] == pytest.approx(error, rel=1e-12)
+    assert second_moment.second_moment_error(adam, v_ref)[second_moment.V_HAT_REL_ERROR] == pytest.approx(
+        error, rel=1e-12
+    )
     with pytest.raises(ValueError, match="shape"):
-        P.second_moment_error(adam, [torch.ones(3)])
+        second_moment.second_moment_error(adam, [torch.ones(3)])
     with pytest.raises(ValueError, match="tensors"):
-        P.second_moment_error(adam, [])
+        second_moment.second_moment_error(adam, [])
 
 
 # --- update ratios ----------------------------------------------------------------------------------------------
@@ -360,16 +376,19 @@ def test_reference_second_moment_and_error_in_closed_form() -> None:
 def test_update_ratio_of_unmoved_and_zero_tensors() -> None:
     model = nn.Linear(2, 2).double()
     nn.init.zeros_(model.bias)
-    before = P.snapshot(model)
-    assert P.layer_update_ratios(before, model) == {"probe/update_ratio/weight": 0.0, "probe/update_ratio/bias": 0.0}
+    before = update_ratio.snapshot(model)
+    assert update_ratio.layer_update_ratios(before, model) == {
+        "probe/update_ratio/weight": 0.0,
+        "probe/update_ratio/bias": 0.0,
+    }
     with torch.no_grad():
         model.bias.add_(1.0)
         model.weight.mul_(1.5)
-    ratios = P.layer_update_ratios(before, model)
+    ratios = update_ratio.layer_update_ratios(before, model)
     assert ratios["probe/update_ratio/bias"] == math.inf
     assert ratios["probe/update_ratio/weight"] == pytest.approx(0.5, rel=1e-12)
     with pytest.raises(ValueError, match="bias"):
-        P.layer_update_ratios({"weight": before["weight"]}, model)
+        update_ratio.layer_update_ratios({"weight": before["weight"]}, model)
 
 
 # --- dead units -------------------------------------------------------------------------------------------------
@@ -387,10 +406,10 @@ def test_dead_relu_share_counts_units_dead_on_every_example(device: str) -> None
         first.bias.copy_(torch.tensor([0.0, 100.0, -1e6, 100.0, 100.0]))  # unit 2 always dead
         first.weight[0] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # unit 0: zero on half the examples only
         second.bias.copy_(torch.tensor([1e4, -1e6, 1e4, -1e6]))  # units 1 and 3 always dead
-    out = P.dead_relu_share(model, x)
+    out = dead_relu.dead_relu_share(model, x)
     assert out == {"probe/dead_relu/1": 1 / 5, "probe/dead_relu/3": 2 / 4, "probe/dead_relu": 3 / 9}
     assert all(not m._forward_hooks for m in model.modules())
-    assert P.dead_relu_share(nn.Sequential(nn.Linear(4, 2), nn.Tanh()).to(device), x) == {}
+    assert dead_relu.dead_relu_share(nn.Sequential(nn.Linear(4, 2), nn.Tanh()).to(device), x) == {}
 
 
 # --- no probe changes what it measures --------------------------------------------------------------------------
@@ -399,7 +418,7 @@ def test_dead_relu_share_counts_units_dead_on_every_example(device: str) -> None
 def state_copy(opt: torch.optim.Optimizer) -> list[dict[str, object]]:
     return [
         {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in opt.state[p].items()}
-        for p in P.optimizer_params(opt)
+        for p in update_ratio.optimizer_params(opt)
     ]
 
 
@@ -419,7 +438,7 @@ def test_probes_leave_parameters_gradients_and_optimizer_state_unchanged(
         opt.step()
     opt.zero_grad()
     F.cross_entropy(model(x), y).backward()  # leave gradients in p.grad
-    params = P.optimizer_params(opt)
+    params = update_ratio.optimizer_params(opt)
     params_before = [p.detach().clone() for p in params]
     grads_before = [p.grad.clone() for p in params if p.grad is not None]
     state_before = state_copy(opt)
@@ -428,16 +447,16 @@ def test_probes_leave_parameters_gradients_and_optimizer_state_unchanged(
     def loss_of(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(xb), yb)
 
-    named = P.snapshot(model)
-    assert P.layer_update_ratios(named, model)
-    assert P.second_moment_stats(opt)
-    v_ref = P.reference_second_moment(loss_of, params, [(x[:16], y[:16]), (x[16:], y[16:])])
-    assert P.second_moment_error(opt, v_ref)
-    d = P.adam_preconditioner(opt)
+    named = update_ratio.snapshot(model)
+    assert update_ratio.layer_update_ratios(named, model)
+    assert second_moment.second_moment_stats(opt)
+    v_ref = second_moment.reference_second_moment(loss_of, params, [(x[:16], y[:16]), (x[16:], y[16:])])
+    assert second_moment.second_moment_error(opt, v_ref)
+    d = second_moment.adam_preconditioner(opt)
     assert d is not None
-    assert math.isfinite(P.top_hessian_eigenvalue(lambda: loss_of(x, y), params, iters=3, preconditioner=d))
-    assert P.sharpness(lambda: loss_of(x, y), params, lr=LR, iters=3, preconditioner=d)
-    assert P.dead_relu_share(model, x)
+    assert math.isfinite(sharpness.top_hessian_eigenvalue(lambda: loss_of(x, y), params, iters=3, preconditioner=d))
+    assert sharpness.sharpness(lambda: loss_of(x, y), params, lr=LR, iters=3, preconditioner=d)
+    assert dead_relu.dead_relu_share(model, x)
 
     assert all(torch.equal(p, b) for p, b in zip(params, params_before, strict=True))
     assert len(grads_before) == len(params)

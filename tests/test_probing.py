@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate import metrics as M
-from ablate.runner import execute
+from ablate.record.runner import execute
+from ablate.run import metrics as M
 from analysis.load import read_metrics
 from tests.conftest import make_config
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate.plan import run_dir_name
 from ablate.status import render
+from ablate.study.plan import run_dir_name
 from tests.conftest import REPO, run_ablate
 
 pytestmark = pytest.mark.slow
@@ -150,7 +150,7 @@ def test_run_directory_names_are_stable_and_safe() -> None:
 
 
 def test_study_report_counts_runs_without_a_record_as_neither_ran_nor_recorded() -> None:
-    from ablate.study import report
+    from ablate.study.directory import report
 
     rows = [
         {"run": "warmup=0", "status": "completed", "ran": True},

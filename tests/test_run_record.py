@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate import metrics as M
-from ablate.runner import execute
-from ablate.schedules import build_schedule
+from ablate.record.runner import execute
+from ablate.run import metrics as M
+from ablate.run.schedules import build_schedule
 from analysis.load import read_metrics, read_result
 from tests.conftest import make_config
 

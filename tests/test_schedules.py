@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ablate.config import ConfigError
-from ablate.schedules import (
+from ablate.checks import ConfigError
+from ablate.run.schedules import (
     ConstantBase,
     ConstantWarmup,
     CosineBase,

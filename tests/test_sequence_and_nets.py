@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ablate.data.samplers import IIDBatchSampler
-from ablate.data.sequence import group_bands, make_sort_task
-from ablate.nets import CNN, Block, Transformer
+from ablate.run.data.samplers import IIDBatchSampler
+from ablate.run.data.sequence import group_bands, make_sort_task
+from ablate.run.models.nets import CNN, Block, Transformer
 
 
 def sort_task(seed: int = 0, n_groups: int = 4):
@@ -194,7 +194,7 @@ def test_causal_attention_cannot_see_the_future() -> None:
 
 
 def test_scored_loss_and_accuracy_skip_ignored_targets() -> None:
-    from ablate import objective
+    from ablate.run import objective
 
     logits = torch.tensor([[[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]]])  # predicts 0, 1, 0
     y = torch.tensor([[-100, 1, 1]])  # first position not scored; 1 right, 1 wrong of the scored

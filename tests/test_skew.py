@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from ablate import metrics as M
-from ablate.data.samplers import IIDBatchSampler
-from ablate.data.skew import HeldOut
-from ablate.summary import Summary
-from ablate.train import build, evaluate
+from ablate.run import metrics as M
+from ablate.run.data.samplers import IIDBatchSampler
+from ablate.run.data.skew import HeldOut
+from ablate.run.summary import Summary
+from ablate.run.train import build, evaluate
 from tests.conftest import make_config
 
 CPU = torch.device("cpu")
@@ -132,7 +132,7 @@ def test_early_overfitting_measures_against_hand_computed_values() -> None:
 
 
 def test_skew_config_errors() -> None:
-    from ablate.config import ConfigError
+    from ablate.checks import ConfigError
 
     with pytest.raises(ConfigError, match=r"skew.group=4 is not allowed with data=clusters: its groups are 0 .. 3"):
         make_config("skew=cluster", "skew.group=4")
@@ -150,7 +150,7 @@ def test_held_out_masks_match_groups() -> None:
 def test_summary_rows_are_in_run_order_past_ten(tmp_path) -> None:
     import json
 
-    from ablate.study import run_records
+    from ablate.study.directory import run_records
 
     for job in (0, 1, 2, 10, 11):
         (tmp_path / str(job)).mkdir()
@@ -160,7 +160,7 @@ def test_summary_rows_are_in_run_order_past_ten(tmp_path) -> None:
 
 @pytest.mark.parametrize("cue_after", ["removed", "shuffled"])
 def test_a_transient_cue_is_on_the_skewed_batches_only(cue_after: str) -> None:
-    from ablate.train import train_inputs
+    from ablate.run.train import train_inputs
 
     config = make_config(
         "skew=spurious", f"skew.cue_after={cue_after}", "skew.steps=5", "skew.cue_strength=10", "tracker=local"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ablate.cli import SWEEPS_DIR, sweep_options
+from ablate.cli.overrides import sweep_options
+from ablate.config import SWEEPS_DIR
 from tests.conftest import run_ablate
 
 NAMES = sweep_options()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from ablate.cli import CONF_DIR
+from ablate.config import CONF_DIR
 from analysis import tune
 
 

@@ -14,20 +14,13 @@ from typing import Any
 
 import pytest
 
-import ablate.runner
+import ablate.record.runner
 import ablate.sync
-from ablate import wandb_tracker
 from ablate.config import Config, run_id
-from ablate.runner import execute
-from ablate.wandb_tracker import (
-    OFFLINE_MARKER,
-    attempt_id,
-    mark_study_offline,
-    offline_marker,
-    run_in_study,
-    study_group,
-    study_offline,
-)
+from ablate.record.runner import execute
+from ablate.record.wandb import naming
+from ablate.record.wandb.naming import attempt_id, run_in_study, study_group
+from ablate.record.wandb.offline import OFFLINE_MARKER, mark_study_offline, offline_marker, study_offline
 from analysis.load import read_metrics, read_result
 from tests.conftest import make_config
 from tests.wandb_records import expected_history, read_offline_runs
@@ -85,10 +78,10 @@ def test_group_run_and_config_carry_no_local_paths_or_plumbing(tmp_path: Path) -
     assert run_in_study(sweep / "3", {"sweep_dir": str(sweep)}) == "3"
     assert run_in_study(tmp_path / "runs" / "2026-11-30" / "13-05-07", {}) == "2026-11-30/13-05-07"
     assert run_in_study(tmp_path / "my-run", {}) == "my-run"
-    config = wandb_tracker.wandb_config(make_config("tracker=wandb", "fail_at_step=5", "skew=cluster"))
+    config = naming.wandb_config(make_config("tracker=wandb", "fail_at_step=5", "skew=cluster"))
     assert config["skew.name"] == "cluster" and config["optimizer.name"] == "adam" and "seed" in config
     assert not [k for k in config if k.startswith("tracker.") or k in ("fail_at_step", "smoke", "study")]
-    named = wandb_tracker.wandb_config(make_config("tracker=wandb", "study=warmup-skew", "smoke=true"))
+    named = naming.wandb_config(make_config("tracker=wandb", "study=warmup-skew", "smoke=true"))
     assert named["study"] == "warmup-skew" and named["smoke"] is True  # a smoke run says so
 
 
@@ -98,7 +91,7 @@ def test_a_rerun_is_a_second_wandb_run_not_a_mixed_history(
     config = wandb_config(log_every=3)  # windows of 3 updates; evaluations at 0, 10, 20 (between windows)
     study = {"sweep_dir": str(tmp_path), "multirun_id": "m1", "factors": ["warmup"]}
     run_dir = tmp_path / "warmup=0"
-    real_train = ablate.runner.train
+    real_train = ablate.record.runner.train
 
     def crash_at_step_8(config: Config, device: Any, log: Any) -> Any:  # the first attempt dies mid-run
         def log_then_crash(step: int, metrics: dict[str, float]) -> None:
@@ -108,9 +101,9 @@ def test_a_rerun_is_a_second_wandb_run_not_a_mixed_history(
 
         return real_train(config, device, log_then_crash)
 
-    monkeypatch.setattr(ablate.runner, "train", crash_at_step_8)
+    monkeypatch.setattr(ablate.record.runner, "train", crash_at_step_8)
     assert execute(config, run_dir, "#0", ["warmup=0"], study) == "failed"
-    monkeypatch.setattr(ablate.runner, "train", real_train)
+    monkeypatch.setattr(ablate.record.runner, "train", real_train)
     assert execute(config, run_dir, "#0", ["warmup=0"], study) == "completed"
 
     rid = run_id(config)

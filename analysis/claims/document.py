@@ -124,7 +124,7 @@ def write_findings(docs: Path, studies: Path = STUDIES) -> Path:
         "",
         "**How a verdict is reached** (`analysis/verdicts.py`). Each run has an *outcome* beside its status: "
         "`trained`, `untrained` (finished, but its final held-out loss and accuracy are not clearly better than "
-        "predicting the class frequencies, or the mean) or `diverged` (`ablate/outcome.py`). Runs are compared on "
+        "predicting the class frequencies, or the mean) or `diverged` (`ablate/run/outcome.py`). Runs are compared on "
         "their final held-out loss capped at that chance loss, a diverged run counting at the cap, so a run that "
         "learned nothing never passes for a success and a rescued run is never dropped from a pair. A claim is "
         "judged only in the cells where its control arm (no warmup) *fails* (at least half its seeds untrained or "

@@ -1,8 +1,8 @@
 """``hydra/launcher=local``: run a study's jobs in parallel processes on this machine, one GPU per job.
 
-Each job runs in a fresh process (``python -m ablate.job``), so it starts with no CUDA context and sees only
+Each job runs in a fresh process (``python -m ablate.study.job``), so it starts with no CUDA context and sees only
 the GPU it was given (``CUDA_VISIBLE_DEVICES=<id>``, so inside the job it is ``cuda:0``). GPUs are handed out by
-``ablate.devices.DeviceAllocator`` as they become free, never by ``job.num % n_gpus``. Without GPUs,
+``ablate.study.devices.DeviceAllocator`` as they become free, never by ``job.num % n_gpus``. Without GPUs,
 ``cores // cpu_threads`` jobs run at once. Every job sets the config's ``cpu_threads`` itself (part of the
 run's identity), so a run's metrics are bitwise those of the same run under the sequential launcher. A job
 process that dies (killed, out of memory) is reported as failed; the other jobs go on. Ctrl-C, SIGTERM or a
@@ -25,20 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from ablate.devices import DeviceAllocator, visible_gpus
-from ablate.job import JOB_DISK_FULL, JOB_INTERRUPTED, JOB_TERMINATED
-from ablate.runner import Terminated
-from ablate.runtime import DiskFull
+from ablate.record.files import DiskFull
+from ablate.record.runner import Terminated
+from ablate.study.devices import DeviceAllocator, visible_gpus
+from ablate.study.job import JOB_DISK_FULL, JOB_INTERRUPTED, JOB_TERMINATED
 
 log = logging.getLogger(__name__)
 
-# exit statuses of ``python -m ablate.job`` that stop the whole study, and what the launcher raises for them
+# exit statuses of ``python -m ablate.study.job`` that stop the whole study, and what the launcher raises for them
 STOP_CODES: dict[int, Any] = {
     JOB_DISK_FULL: lambda sweep_dir: DiskFull(str(sweep_dir)),
     JOB_TERMINATED: lambda sweep_dir: Terminated("a job was terminated by SIGTERM"),
@@ -53,6 +54,10 @@ class LocalLauncherConf:
     gpus: Any = "auto"  # auto (every GPU CUDA sees), none (CPU workers), or a list of GPU ids
     jobs_per_gpu: int = 1  # > 1 shares each GPU between that many jobs, on purpose
     lock_dir: str = ""  # GPU lock files; empty: a per-user directory in the system's temp dir
+
+
+# Hydra imports every module under hydra_plugins/ when it starts; that is when this config is registered.
+ConfigStore.instance().store(group="hydra/launcher", name="ablate_local", node=LocalLauncherConf, provider="ablate")
 
 
 class LocalLauncher(Launcher):
@@ -141,4 +146,4 @@ class LocalLauncher(Launcher):
     @staticmethod
     def _start(idx: int, overrides: list[str], spec: Path, env: dict[str, str], where: str = "") -> Any:
         log.info(f"\t#{idx}{where} : {' '.join(filter_overrides(overrides))}")
-        return subprocess.run([sys.executable, "-m", "ablate.job", str(spec)], env=env, check=False)
+        return subprocess.run([sys.executable, "-m", "ablate.study.job", str(spec)], env=env, check=False)

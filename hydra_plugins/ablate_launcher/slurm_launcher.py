@@ -57,7 +57,7 @@ class SlurmLauncher(HydraSlurmLauncher):
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         """Inside the SLURM job: run Hydra's job with SIGUSR2 warning instead of ending the job."""
-        from ablate.runner import time_limit_near
+        from ablate.record.runner import time_limit_near
 
         signal.signal(signal.SIGUSR2, time_limit_near)
         return super().__call__(*args, **kwargs)

@@ -1,14 +1,14 @@
 """ablate's sweeper: Hydra's basic grid, validated before anything runs, and resumable.
 
 Before any job starts, every grid point is composed, turned into typed objects and validated (``python -m
-ablate -m warmup=0,100,5000 steps=1000`` stops with one line), and its ``run_id`` computed. ``ablate.plan``
+ablate -m warmup=0,100,5000 steps=1000`` stops with one line), and its ``run_id`` computed. ``ablate.study.plan``
 then decides each point against the records already in the study directory: done ones (``completed`` or
 ``diverged`` with the same ``run_id``) are skipped, failed, killed and new ones run, each in its own stable
 directory (``hydra.sweep.subdir`` per job). ``hydra.sweeper.resume=false`` (or ``--fresh``) runs every point
 again, setting earlier records aside. Nothing is written before the whole grid is valid; then the grid and
 the plan go into ``study.json``. A job that crashes outside its run record (a launcher or SLURM failure) is
 reported and does not stop the others. Several commands may work on one study at once: each run is claimed
-by the process that trains it (``ablate.claims``), a job whose run another command holds returns
+by the process that trains it (``ablate.record.claims``), a job whose run another command holds returns
 ``claimed``, and the sweeper waits for those runs before the summary, so every run trains exactly once.
 """
 
@@ -25,14 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict
 
-from ablate.claims import describe_holder, is_held, read_info, wait_until_released
-from ablate.cli import check_device
-from ablate.config import ConfigError, run_id, to_typed
-from ablate.grid import (
+from ablate.checks import ConfigError
+from ablate.cli.compose import check_device
+from ablate.config import run_id, to_typed
+from ablate.record.claims import describe_holder, is_held, read_info, wait_until_released
+from ablate.record.files import DISK_FULL_ERRNOS, DiskFull
+from ablate.study.directory import MULTIRUN_ENV, new_stamp, write_stamp
+from ablate.study.grid import (
     GridConfigError,
     confirm_large_grid,
     grid_run_ids,
@@ -40,9 +44,7 @@ from ablate.grid import (
     large_grid_message,
     progress_message,
 )
-from ablate.plan import PlannedRun, plan
-from ablate.runtime import DISK_FULL_ERRNOS, DiskFull
-from ablate.study import MULTIRUN_ENV, new_stamp, write_stamp
+from ablate.study.plan import PlannedRun, plan
 
 
 @dataclass
@@ -51,7 +53,11 @@ class ValidatingSweeperConf:
     max_batch_size: Any = None
     params: Any = field(default_factory=dict)
     resume: bool = True
-    yes: bool = False  # --yes: start a grid above ablate.grid.LARGE_GRID points without asking
+    yes: bool = False  # --yes: start a grid above ablate.study.grid.LARGE_GRID points without asking
+
+
+# Hydra imports every module under hydra_plugins/ when it starts; that is when this config is registered.
+ConfigStore.instance().store(group="hydra/sweeper", name="ablate", node=ValidatingSweeperConf, provider="ablate")
 
 
 def quote(value: str) -> str:
@@ -172,7 +178,7 @@ class Progress:
 
 
 def wait_for_others(sweep_dir: Path, run_ids: list[str]) -> None:
-    """Wait for the runs of this grid that another command holds (``ablate.claims``), so that this command's
+    """Wait for the runs of this grid that another command holds (``ablate.record.claims``), so that this command's
     summary reports how they ended; Ctrl-C stops waiting (the summary then shows them ``running``)."""
     held = [r for r in run_ids if is_held(sweep_dir, r)]
     if not held:

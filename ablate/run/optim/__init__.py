@@ -1,0 +1,1 @@
+"""The optimizers a run uses: schemas in ``config`` (torch-free), ``torch.optim`` instances in ``build``."""
