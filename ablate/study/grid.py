@@ -19,6 +19,8 @@ they stay per point; they cost well under a millisecond (see bench/README.md).
 
 ``grid_size`` counts a multirun's points from its parsed overrides (a product of sweep lengths, ranges
 included) without building the grid; ``confirm_large_grid`` asks before a study above ``LARGE_GRID`` runs.
+
+Over 300 lines because it is one algorithm (cache, fast path, fallback, count) whose parts need each other.
 """
 
 from __future__ import annotations
