@@ -269,6 +269,29 @@ def all_trained(trained_by_seed: dict[Any, list[bool | None]], k: int) -> bool |
     return None if any(v is None for v in values) else True
 
 
+# ---------------------------------------------------------------------------------------------------- over seeds
+
+
+@dataclass(frozen=True)
+class SeedBootstrap:
+    """The interval over seeds of the ratio and the sensitivity (module docstring; ``analysis.stats``' conventions):
+    a percentile bootstrap of ``n_resamples`` resamples from ``default_rng(seed)``, ``confidence`` coverage."""
+
+    n_resamples: int = stats.N_RESAMPLES
+    confidence: float = stats.CONFIDENCE
+    seed: int = 0
+
+    def mean(self, values: np.ndarray) -> tuple[float, float, float, str]:
+        """``(mean, low, high, note)`` of one value per seed: ``sum_s v_s / n`` and its interval; ``note`` says why
+        there is none (fewer than 2 seeds: ``low``, ``high`` NaN), else ``""``."""
+        settings = (self.n_resamples, self.confidence, self.seed)
+        estimate, low, high = stats.estimate_with_interval([values], stats.mean, *settings)
+        return estimate, low, high, stats.interval_note([values])
+
+
+SEED_BOOTSTRAP = SeedBootstrap()
+
+
 # ---------------------------------------------------------------------------------------------------- ratio
 
 
@@ -278,15 +301,14 @@ def stable_lr_ratio(
     by: Sequence[str] | None = None,
     warmup_col: str = "warmup",
     *,
-    n_resamples: int = stats.N_RESAMPLES,
-    confidence: float = stats.CONFIDENCE,
-    seed: int = 0,
+    bootstrap: SeedBootstrap = SEED_BOOTSTRAP,
 ) -> pd.DataFrame:
     """Per setup and ``W > 0``: the geometric mean over seeds of ``lr*_s(W) / lr*_s(0)`` with its interval.
 
-    Accepts the runs table or a ``StableLR``. Columns: the ``by`` factors, ``warmup``, ``n`` (seeds with both
-    values), ``ratio`` (geometric mean), ``ratio_low``, ``ratio_high``, ``all_seeds_ratio`` (``lr*(W) / lr*(0)``
-    of the all-seeds values), ``censored``, ``ci_note``, ``note``. Empty when no setup has ``W = 0``.
+    ``ratio = exp(mean_s log r_s)`` and its interval: ``bootstrap.mean`` of the log ratios, exponentiated. Accepts
+    the runs table or a ``StableLR``. Columns: the ``by`` factors, ``warmup``, ``n`` (seeds with both values),
+    ``ratio`` (geometric mean), ``ratio_low``, ``ratio_high``, ``all_seeds_ratio`` (``lr*(W) / lr*(0)`` of the
+    all-seeds values), ``censored``, ``ci_note``, ``note``. Empty when no setup has ``W = 0``.
     """
     found = runs if isinstance(runs, StableLR) else stable_lr(runs, lr_col, by, warmup_col)
     by, warmup_col = found.by, found.warmup_col
@@ -309,7 +331,7 @@ def stable_lr_ratio(
             ]
             usable = [p for p in pairs if math.isfinite(p[0]) and math.isfinite(p[1])]
             logs = np.array([math.log(a / b) for a, b, _, _ in usable])
-            estimate, low, high = stats.estimate_with_interval([logs], stats.mean, n_resamples, confidence, seed)
+            estimate, low, high, ci_note = bootstrap.mean(logs)
             notes = []
             if len(usable) < len(at_w):
                 notes.append(f"{len(at_w) - len(usable)} of {len(at_w)} seeds without both values left out")
@@ -328,7 +350,7 @@ def stable_lr_ratio(
                     "ratio_high": math.exp(high) if math.isfinite(high) else math.nan,
                     "all_seeds_ratio": w_all / base_all if base_all and math.isfinite(base_all) else math.nan,
                     "censored": any(a or b for _, _, a, b in usable),
-                    "ci_note": stats.interval_note([logs]),
+                    "ci_note": ci_note,
                     "note": "; ".join(notes),
                 }
             )
@@ -429,11 +451,10 @@ def lr_sensitivity(
     by: Sequence[str] | None = None,
     warmup_col: str = "warmup",
     *,
-    n_resamples: int = stats.N_RESAMPLES,
-    confidence: float = stats.CONFIDENCE,
-    seed: int = 0,
+    bootstrap: SeedBootstrap = SEED_BOOTSTRAP,
 ) -> pd.DataFrame:
-    """Per setup and warmup: the mean over seeds of the LR sensitivity, with its bootstrap interval.
+    """Per setup and warmup: the mean over seeds of the LR sensitivity, with its bootstrap interval
+    (``bootstrap.mean``).
 
     Columns: the ``by`` factors, ``warmup``, ``n`` (seeds with a value), ``sensitivity``, ``sensitivity_low``,
     ``sensitivity_high``, ``l_init`` and ``best_loss`` (medians over seeds), ``n_capped`` (total over seeds),
@@ -445,7 +466,7 @@ def lr_sensitivity(
     for key, cell in stats.cells(per_seed, [*by, warmup_col]):
         values = cell["sensitivity"].to_numpy(dtype="float64")
         values = values[np.isfinite(values)]
-        estimate, low, high = stats.estimate_with_interval([values], stats.mean, n_resamples, confidence, seed)
+        estimate, low, high, ci_note = bootstrap.mean(values)
         rows.append(
             {
                 **key,
@@ -456,7 +477,7 @@ def lr_sensitivity(
                 "l_init": float(cell["l_init"].median()),
                 "best_loss": float(cell["best_loss"].median()),
                 "n_capped": int(cell["n_capped"].sum()),
-                "ci_note": stats.interval_note([values]),
+                "ci_note": ci_note,
             }
         )
     columns = [*by, warmup_col, "n", "sensitivity", "sensitivity_low", "sensitivity_high", "l_init", "best_loss"]

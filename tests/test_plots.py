@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 
 from analysis import plots
 from analysis.load import Study, load_study
+from analysis.plots.tables import seeds_count
 from tests.conftest import run_ablate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -264,6 +265,29 @@ def test_a_diverged_run_stops_and_is_marked() -> None:
     assert np.isfinite(held_out[:3]).all() and np.isnan(held_out[-1])  # every seed stopped: the line stops
 
 
+def test_a_diverged_mark_off_the_scale_stays_inside_the_panel_and_the_title_says_what_the_median_is_over() -> None:
+    runs, history = make_tables(lrs=(0.1, 1.0), diverged={(0, 1, 1.0): 25, (0, 0, 1.0): 40})
+    fig = plots.convergence(runs, history)
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        edge = ax.transAxes.transform((0.0, 1.0))[1]  # the top of the panel, in display points
+        for line in (line for line in ax.get_lines() if line.get_marker() == "x"):
+            assert line.get_transform().transform(np.column_stack(xy(line)))[0, 1] < edge  # clear of the title
+    assert "past an x, over the seeds still running" in fig.get_suptitle()
+    assert "past an x" not in plots.convergence(*make_tables(lrs=(0.1, 1.0))).get_suptitle()
+
+
+def test_lr_schedule_marks_a_diverged_run_and_scales_by_each_runs_peak() -> None:
+    runs, history = make_tables(diverged={(0, 0, 0.1): 25, (0, 1, 0.1): 40})  # every run without warmup diverged
+    fig = plots.lr_schedule(runs, history)
+    markers = [line for line in fig.axes[0].get_lines() if line.get_marker() == "x"]
+    assert [(xy(line)[0][0], line.get_color()) for line in markers] == [(25.0, "#000000")]  # the lowest seed's
+    assert "a run diverged here" in legend_texts(fig) and fig.axes[0].get_ylabel() == "learning rate"
+    scaled = plots.lr_schedule(runs.assign(peak_lr=runs["lr"] * (1 + runs["seed"])), history)  # peaks differ
+    assert scaled.axes[0].get_ylabel() == "learning rate / peak"
+    assert max(np.nanmax(xy(line)[1]) for line in scaled.axes[0].get_lines()) == pytest.approx(1.0)
+
+
 def test_band_option_names_the_band() -> None:
     runs, history = make_tables(seeds=(0, 1, 2))
     assert "median over 3 seeds, band: IQR" in plots.convergence(runs, history, band="iqr").get_suptitle()
@@ -421,6 +445,13 @@ def test_trailing_mean_averages_the_last_window_of_finite_values() -> None:
     means = plots.trailing_mean(values, window=2)
     np.testing.assert_allclose(means[0], [1.0, 1.5, 2.5, 3.5, np.nan])
     np.testing.assert_allclose(means[1], [np.nan, 2.0, np.nan, 6.0, 7.0])
+
+
+def test_seeds_count_in_words() -> None:
+    runs = pd.DataFrame({"warmup": [0, 0, 0, 20, 20], "seed": [0, 1, 2, 0, 1]})
+    assert seeds_count(runs, ["warmup"]) == "2–3 seeds"
+    assert seeds_count(runs[runs["seed"] < 2], ["warmup"]) == "2 seeds"
+    assert seeds_count(runs[runs["seed"] == 0], ["warmup"]) == "1 seed"
 
 
 def test_seed_summary_median_and_bands() -> None:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from analysis import regime as R
-from analysis import regime_plots
+from analysis import regime_plots, stats
 from analysis.plots import save
 
 REPO = Path(__file__).resolve().parent.parent
@@ -198,6 +198,19 @@ def test_lr_sensitivity_hand_computed() -> None:
     assert summary["sensitivity"] == pytest.approx(0.75) and summary["n"] == 2  # (0.55 + 0.95) / 2
     assert 0.55 - 1e-12 <= summary["sensitivity_low"] <= summary["sensitivity_high"] <= 0.95 + 1e-12
     assert R.log_uniform_mean(grid, [0.2, 0.0, 2.0]) == pytest.approx(0.55)
+
+
+def test_seed_bootstrap_is_the_mean_with_stats_interval_and_its_note() -> None:
+    values = np.array([0.2, 0.5, 0.3, 0.9, 0.4])
+    estimate, low, high, note = R.SeedBootstrap().mean(values)
+    assert (estimate, low, high) == stats.estimate_with_interval([values], stats.mean)  # B = 2000, rng 0, 95%
+    assert estimate == pytest.approx(0.46) and low < estimate < high and note == ""
+    assert (
+        R.SeedBootstrap(n_resamples=500, seed=3).mean(values)[1:3]
+        == stats.estimate_with_interval([values], stats.mean, 500, 0.95, 3)[1:]
+    )
+    one = R.SeedBootstrap().mean(np.array([0.7]))
+    assert one[0] == 0.7 and math.isnan(one[1]) and math.isnan(one[2]) and "fewer than 2 seeds" in one[3]
 
 
 def test_log_uniform_mean_uneven_grid() -> None:

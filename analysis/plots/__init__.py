@@ -18,8 +18,10 @@ every figure (default: the study's main factor). An unknown name in ``only`` is 
 a figure propagates (a bug, not a skip).
 
 Layout: the shared style in ``colours`` (the colour factor, its colours, markers and labels) and ``style`` (axes,
-titles, legends, saving); the data side in ``tables`` (factors, panels) and ``curves`` (metrics over steps,
-summaries over seeds); and one module per figure, its docstring saying what is drawn:
+titles, legends, diverged marks, interval bars, saving); the data side in ``tables`` (factors, panels) and ``curves``
+(metrics over steps, summaries over seeds); ``step_panels``, the frame of the curve figures (their panels, each
+panel's warmup lines, title and grid, the shared step axis); and one module per figure, its docstring saying what
+is drawn:
 
 - ``convergence``: held-out and train loss against step, each with a band over seeds, the best step starred.
 - ``lr_schedule``: the learning rate the optimizer actually applied (``opt/lr``).

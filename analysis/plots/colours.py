@@ -98,7 +98,12 @@ class Colouring:
     @property
     def title(self) -> str:
         """What the colour means, for a figure's title: ``"colour: warmup length"``."""
-        return f"colour: {factor_name(self.factor)}"
+        return f"colour: {self.name}"
+
+    @property
+    def name(self) -> str:
+        """The colour factor in words, for the legend's title: ``"warmup length"``."""
+        return factor_name(self.factor)
 
     def of(self, value: Any) -> str:
         return color_of(self.colors, value)
@@ -109,6 +114,10 @@ class Colouring:
     def levels(self) -> list[Any]:
         """The levels in legend order: the control (black) first, then sorted."""
         return list(self.colors)
+
+    def zorder(self, rank: int) -> int:
+        """Drawing order of the level at legend place ``rank``: the control (0) on top, every line above bands (1)."""
+        return 3 + len(self.colors) - rank
 
     def marker(self, value: Any) -> str:
         levels = self.levels()

@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis.plots.colours import colouring, factor_name
 from analysis.plots.curves import (
     Curves,
     eval_interval,
@@ -24,33 +23,20 @@ from analysis.plots.curves import (
     trailing_mean,
     use_log_scale,
 )
+from analysis.plots.step_panels import finish_panel, step_panels
 from analysis.plots.style import (
     GREY,
     LOSS_LABEL,
     add_legend,
-    draw_warmup_lines,
+    diverged_handle,
     end_of_warmup_handle,
-    hide_unused,
-    label_outer,
+    mark_diverged,
     new_figure,
     set_log_y,
     set_loss_limits,
-    set_step_axis,
     set_title,
-    step_scale,
 )
-from analysis.plots.tables import (
-    BANDS,
-    FigureSkipped,
-    cell_factors,
-    check_band,
-    grid,
-    panel_factors,
-    result_runs,
-    seeds_per_cell,
-    seeds_phrase,
-    split_panels,
-)
+from analysis.plots.tables import BANDS, FigureSkipped, cell_factors, check_band, seeds_per_cell, seeds_phrase
 
 MOST_MARKERS = 10  # markers per held-out line: enough to tell the levels apart, few enough to read the line
 
@@ -73,29 +59,27 @@ def convergence(
     ``train_window_steps`` updates (default: the evaluation interval), then the median over seeds. The control
     level (no warmup) is drawn last, on top. ``log_y`` defaults to a log scale when the loss spans more than a
     factor 4; the step axis is symlog when the shortest warmup is short against the run (``style.step_scale``).
-    A diverged run's lines stop where it stopped, marked x (on the top edge when its loss is off the scale).
+    A diverged run's lines stop where it stopped, marked x (at the top when its loss is off the scale); past it
+    the median and band are over the seeds still running, and the subtitle says so.
     """
     check_band(band)
-    colour = colouring(runs, colour_by)
-    usable = result_runs(runs)
+    layout = step_panels(runs, colour_by)
+    colour, usable = layout.colour, layout.runs
     if not has_data(history, "eval/loss") and not has_data(history, "train/loss"):
         raise FigureSkipped("no loss (eval/loss, train/loss) in the history")
     window = train_window_steps or eval_interval(history)
-    factors = panel_factors(usable, colour.factor)
-    panels = split_panels(usable, factors)
-    n_rows, n_cols = grid(panels, factors)
-    fig, axes = new_figure(n_rows, n_cols, sharex=True, sharey=True)
+    fig, axes = new_figure(layout.n_rows, layout.n_cols, sharex=True, sharey=True)
     held_out = metric_curves(usable, history, "eval/loss")
     train = metric_curves(usable, history, "train/loss")
     train = Curves(train.steps, trailing_mean(train.values, window), usable)
     several = seeds_per_cell(usable, cell_factors(usable))[1] > 1
     drawn: list[np.ndarray] = []
     stops: list[tuple[Axes, float, float, str]] = []  # (panel, step, loss, colour) where a diverged run stopped
-    for panel in panels:
+    for panel in layout.panels:
         ax = axes[panel.row, panel.col]
         in_panel = usable.index.isin(panel.runs.index)
         for rank, value, cell in colour.groups(panel.runs):
-            color, z = colour.of(value), 3 + len(colour.levels()) - rank  # the control on top
+            color, z = colour.of(value), colour.zorder(rank)  # the control on top
             mask = in_panel & colour.mask(usable, value)
             median, low, high = seed_summary(held_out.of(mask), band)
             n_points = int(np.isfinite(median).sum())
@@ -118,21 +102,16 @@ def convergence(
                 point = last_finite(train.steps, row)
                 if point is not None:
                     stops.append((ax, *point, color))
-        draw_warmup_lines(ax, panel.runs, colour)
-        ax.set_title(panel.title, fontsize="medium")
-        ax.grid(True, alpha=0.3)
+        finish_panel(ax, panel, colour)
     last_step = max([float(s.max()) for s in (held_out.steps, train.steps) if len(s)], default=math.nan)
-    x_label = set_step_axis(axes[0, 0], step_scale(usable, last_step), last_step)  # the panels share x
+    layout.finish_axes(axes, last_step, LOSS_LABEL)
     top = loss_ceiling(drawn[::2], drawn[1::2])
     shown = drawn if top is None else [np.fmin(values, top) for values in drawn]
     if log_y if log_y is not None else use_log_scale(shown):
         set_log_y(axes[0, 0])
     set_loss_limits(axes[0, 0], shown, top)  # the panels share y
-    for ax, step, loss, color in stops:  # on the top edge when the loss that stopped the run is off the scale
-        y = loss if top is None else min(loss, top)
-        ax.plot(step, y, marker="x", color=color, markersize=8, markeredgewidth=2, clip_on=False, zorder=21)
-    hide_unused(axes, panels)
-    label_outer(axes, panels, x_label, LOSS_LABEL)
+    for ax, step, loss, color in stops:  # at the top when the loss that stopped the run is off the scale
+        mark_diverged(ax, step, loss, color, top)
     handles: list[Any] = colour.handles(usable, markers=True)
     handles += [
         Line2D([], [], color=GREY, linewidth=1.8, label="held-out loss (eval/loss)"),
@@ -145,11 +124,10 @@ def convergence(
     )
     handles.append(end_of_warmup_handle())
     if stops:
-        handles.append(Line2D([], [], color=GREY, marker="x", linestyle="none", label="a run diverged here"))
-    add_legend(fig, handles, title=factor_name(colour.factor))
-    set_title(
-        fig,
-        f"Held-out (solid) and train (dashed) loss; {colour.title}",
-        seeds_phrase(usable, cell_factors(usable), band),
-    )
+        handles.append(diverged_handle())
+    add_legend(fig, handles, title=colour.name)
+    how = seeds_phrase(usable, cell_factors(usable), band)
+    if stops and several:  # nanmedian: a diverged run's NaNs leave the median to the others
+        how += "; past an x, over the seeds still running"
+    set_title(fig, f"Held-out (solid) and train (dashed) loss; {colour.title}", how)
     return fig

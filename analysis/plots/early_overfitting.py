@@ -13,36 +13,28 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis import stats
-from analysis.plots.colours import MARKERS, Colouring, colouring, factor_name
+from analysis.plots.colours import MARKERS, Colouring, factor_name
 from analysis.plots.curves import has_data, loss_ceiling, metric_curves, seed_summary, use_log_scale
+from analysis.plots.step_panels import finish_panel, step_panels
 from analysis.plots.style import (
     GREY,
     PANEL_SIZE_IN,
     add_legend,
-    draw_warmup_lines,
+    draw_interval_bars,
     end_of_warmup_handle,
-    hide_unused,
-    label_outer,
     note_in_panel,
     set_log_y,
     set_loss_limits,
-    set_step_axis,
     set_title,
-    step_scale,
 )
 from analysis.plots.tables import (
     FigureSkipped,
     Panel,
     cell_factors,
-    error_bars,
     format_value,
-    grid,
     numeric_column,
-    panel_factors,
-    result_runs,
     rows_matching,
     seeds_phrase,
-    split_panels,
 )
 
 EARLY_SUMMARIES = (
@@ -64,8 +56,8 @@ def early_overfitting(
     (``stats.aggregate``). One encoding per variable: colour is the colour factor, the marker is the cell (a
     panel of the top row), and no line joins points (a line would join different colours).
     """
-    colour = colouring(runs, colour_by)
-    usable = result_runs(runs)
+    layout = step_panels(runs, colour_by)
+    colour, usable, factors, panels = layout.colour, layout.runs, layout.factors, layout.panels
     if "skew" not in usable or usable["skew"].isin(["none"]).all():
         raise FigureSkipped(
             "no data skew (skew=none in every run): early over-fitting needs skew=cluster|spurious|sorted"
@@ -75,10 +67,8 @@ def early_overfitting(
     skew_end = numeric_column(usable, "skew_end_step")
     if through_steps is None:
         through_steps = 2 * float(skew_end.max()) if skew_end.notna().any() else None
-    factors = panel_factors(usable, colour.factor)
-    panels = split_panels(usable, factors)
     summaries = [s for s in EARLY_SUMMARIES if s[0] in usable and usable[s[0]].notna().any()]
-    top_rows, top_cols = grid(panels, factors)
+    top_rows, top_cols = layout.n_rows, layout.n_cols
     n_cols = max(top_cols, len(summaries))
     size = (PANEL_SIZE_IN[0] * max(n_cols, 2) + 2.8, PANEL_SIZE_IN[1] * (top_rows + 1) + 1.2 + 0.4 * top_rows)
     fig = Figure(figsize=size, layout="constrained")
@@ -96,17 +86,13 @@ def early_overfitting(
             ax.axvspan(0, end, color="#dddddd", alpha=0.6, linewidth=0)
         for rank, value, _ in colour.groups(panel.runs):
             mask = in_panel & colour.mask(usable, value)
-            color, z = colour.of(value), 3 + len(colour.levels()) - rank
+            color, z = colour.of(value), colour.zorder(rank)
             drawn += [seed_summary(early.of(mask))[0], seed_summary(rest.of(mask))[0]]
             ax.plot(early.steps, drawn[-2], color=color, linewidth=1.8, zorder=z)
             ax.plot(rest.steps, drawn[-1], color=color, linewidth=1.4, linestyle="--", zorder=z)
-        draw_warmup_lines(ax, panel.runs, colour, x_max=through_steps)
-        ax.set_title(panel.title, fontsize="medium")
-        ax.grid(True, alpha=0.3)
+        finish_panel(ax, panel, colour, x_max=through_steps)
     last = max([float(c.steps.max()) for c in (early, rest) if len(c.steps)], default=np.nan)
-    x_label = set_step_axis(axes[0, 0], step_scale(usable, last), last)
-    hide_unused(axes, panels)
-    label_outer(axes, panels, x_label, "held-out loss (nats)")
+    layout.finish_axes(axes, last, "held-out loss (nats)")
     top = loss_ceiling(drawn, [])  # a diverging run's exploding loss does not flatten the others
     shown = drawn if top is None else [np.fmin(values, top) for values in drawn]
     if use_log_scale(shown):
@@ -119,7 +105,7 @@ def early_overfitting(
         Patch(color="#dddddd", label="skew phase (early window)"),
         end_of_warmup_handle(),
     ]
-    add_legend(top_fig, handles, title=factor_name(colour.factor))
+    add_legend(top_fig, handles, title=colour.name)
     phrase = seeds_phrase(usable, cell_factors(usable), None)
     set_title(top_fig, f"Held-out loss of the early (skew-favoured) group vs the rest; {colour.title}", phrase)
     draw_early_summaries(bottom_fig, usable, factors, panels, summaries, colour)
@@ -151,17 +137,7 @@ def draw_early_summaries(
             rows = table[rows_matching(table, panels[index].key) & colour.mask(table, value)].sort_values(x_factor)
             x = rows[x_factor].map(positions).to_numpy(dtype="float64") + spread * (k - (len(combos) - 1) / 2)
             color = colour.of(value)
-            ax.errorbar(
-                x,
-                rows["median"],
-                yerr=error_bars(rows, "median"),
-                fmt="none",
-                ecolor=color,
-                alpha=0.55,
-                elinewidth=1.0,
-                capsize=0,
-                zorder=2,
-            )
+            draw_interval_bars(ax, x, rows, color)
             ax.scatter(
                 x,
                 rows["median"],

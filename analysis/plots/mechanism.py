@@ -13,19 +13,25 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis.plots.colours import Colouring, colouring, factor_name
+from analysis.plots.colours import Colouring
 from analysis.plots.curves import Curves, has_data, last_finite, metric_curves, seed_summary, use_log_scale
-from analysis.plots.style import GREY, draw_warmup_lines, end_of_warmup_handle, set_log_y, set_step_axis, step_scale
+from analysis.plots.step_panels import finish_panel, step_panels
+from analysis.plots.style import (
+    GREY,
+    diverged_handle,
+    end_of_warmup_handle,
+    mark_diverged,
+    set_log_y,
+    set_step_axis,
+    step_scale,
+)
 from analysis.plots.tables import (
     MAX_COLUMNS,
     FigureSkipped,
     Panel,
     cell_factors,
     format_value,
-    panel_factors,
-    result_runs,
     seeds_phrase,
-    split_panels,
     warmup_ends,
 )
 
@@ -91,14 +97,13 @@ def mechanism(
     steps when no run warms up), and the title says which steps are shown.
     Raises FigureSkipped when no ``probe/`` column has a value (the study ran with ``probes=none``).
     """
-    colour = colouring(runs, colour_by)
-    usable = result_runs(runs)
+    layout = step_panels(runs, colour_by)  # the grid is this figure's own: a block of rows per probe
+    colour, usable, panels = layout.colour, layout.runs, layout.panels
     if not any(has_data(history, c) for c in history.columns if c.startswith("probe/")):
         raise FigureSkipped("the probes were off (no probe/ metric in the history): run with probes=all")
     if through_steps is None:
         longest = float(warmup_ends(usable).max())
         through_steps = 2 * longest if np.isfinite(longest) and longest > 0 else None
-    panels = split_panels(usable, panel_factors(usable, colour.factor))
     blocks = []
     for spec in (row for row in MECHANISM_ROWS if has_data(history, row.metric)):
         curves = metric_curves(usable, history, spec.metric, through_steps)
@@ -128,9 +133,7 @@ def mechanism(
                 continue
             panel = measured[index]
             stopped |= draw_panel(ax, usable, panel, colour, curves, band, limit)
-            draw_warmup_lines(ax, panel.runs, colour, x_max=through_steps)
-            ax.set_title(panel.title, fontsize="small")
-            ax.grid(True, alpha=0.3)
+            finish_panel(ax, panel, colour, x_max=through_steps, fontsize="small")
             if index % n_cols == 0:
                 ax.set_ylabel(spec.y_label, fontsize="small")
             if index + n_cols >= len(measured):
@@ -151,8 +154,8 @@ def mechanism(
         handles.append(Line2D([], [], color=GREY, linestyle="--", label="stability limit (2/lr; precond.)"))
     handles.append(end_of_warmup_handle())
     if stopped:
-        handles.append(Line2D([], [], color=GREY, marker="x", linestyle="none", label="a run diverged here"))
-    right.legend(handles=handles, loc="center left", frameon=False, fontsize="small", title=factor_name(colour.factor))
+        handles.append(diverged_handle())
+    right.legend(handles=handles, loc="center left", frameon=False, fontsize="small", title=colour.name)
     fig.suptitle(
         f"Mechanism probes {steps_phrase(usable, shown, through_steps)}; {colour.title}\n"
         + seeds_phrase(usable, cell_factors(usable), None),
@@ -196,7 +199,7 @@ def draw_panel(
     stopped = False
     for rank, value, _ in colour.groups(panel.runs):
         mask = in_panel & colour.mask(usable, value)
-        color, z = colour.of(value), 3 + len(colour.levels()) - rank
+        color, z = colour.of(value), colour.zorder(rank)
         median = seed_summary(curves.of(mask))[0]
         ax.plot(curves.steps, median, color=color, linewidth=1.5, marker=colour.marker(value), markersize=3, zorder=z)
         if band:
@@ -207,6 +210,6 @@ def draw_panel(
         for row in curves.of(mask & (usable["status"] == "diverged").to_numpy()):
             point = last_finite(curves.steps, row)
             if point is not None and point[0] < curves.steps.max():  # it stopped within the steps shown
-                ax.plot(*point, marker="x", color=color, markersize=7, markeredgewidth=2, zorder=20, clip_on=False)
+                mark_diverged(ax, *point, color)
                 stopped = True
     return stopped

@@ -13,20 +13,20 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis import stats
-from analysis.plots.colours import Colouring, colouring, factor_name
+from analysis.plots.colours import Colouring, colouring
 from analysis.plots.curves import use_log_scale
-from analysis.plots.style import GREY, PANEL_SIZE_IN, add_legend, set_log_x_at, set_log_y, set_title
+from analysis.plots.style import GREY, PANEL_SIZE_IN, add_legend, draw_interval_bars, set_log_x_at, set_log_y, set_title
 from analysis.plots.tables import (
     LR_FACTORS,
     FigureSkipped,
     Panel,
-    error_bars,
     format_value,
     grid,
     numeric_column,
     panel_factors,
     result_runs,
     rows_matching,
+    seeds_count,
     seeds_per_cell,
     split_panels,
 )
@@ -84,8 +84,7 @@ def sensitivity(
             cell = summary[in_panel & colour.mask(summary, value)].sort_values(x_col)
             x = cell[x_col].to_numpy(dtype="float64") * offsets[rank]
             color, marker = colour.of(value), colour.marker(value)
-            bars = error_bars(cell, "median")
-            top.errorbar(x, cell["median"], yerr=bars, fmt="none", ecolor=color, elinewidth=1.0, alpha=0.6, zorder=2)
+            draw_interval_bars(top, x, cell, color)
             top.plot(
                 x,
                 cell["median"],
@@ -136,12 +135,11 @@ def sensitivity(
         Line2D([], [], color=GREY, marker="o", linestyle="none", fillstyle="left", label="k/n seeds did not train"),
         Line2D([], [], color=GREY, marker="o", linestyle="none", label="no seed trained"),
     ]
-    add_legend(fig, handles, title=factor_name(colour.factor))
-    low, high = seeds_per_cell(usable, by)
-    count = f"{low}–{high}" if low != high else str(high)
-    how = f"{count} seed{'s' if high > 1 else ''} per cell; "
+    add_legend(fig, handles, title=colour.name)
+    several = seeds_per_cell(usable, by)[1] > 1
     counted = "every seed (a diverged run counts at the cap)" if capped_at else "the seeds that did not diverge"
-    how += f"median of {counted}, bars: 95% bootstrap CI" if high > 1 else "the one seed's value"
+    how = f"{seeds_count(usable, by)} per cell; "
+    how += f"median of {counted}, bars: 95% bootstrap CI" if several else "the one seed's value"
     set_title(fig, f"Learning-rate sensitivity; {colour.title}", how)
     return fig
 

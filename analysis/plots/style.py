@@ -3,7 +3,8 @@
 Steps are optimizer updates, on a symlog axis when the shortest warmup ends within the first ``SHORT_WARMUP`` of
 the axis (``step_scale``); losses in nats, a log scale where values span more than a factor 4, with a top that a
 diverging run does not set (``set_loss_limits``); numbers printed ``%g``; one legend per figure, on the right,
-titled with what the colour means.
+titled with what the colour means; a diverged run's curve ends in an x (``mark_diverged``); a median over seeds
+carries its bootstrap interval as a pale bar (``draw_interval_bars``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+from matplotlib.transforms import ScaledTranslation
 
 from analysis.plots.colours import Colouring
-from analysis.plots.tables import Panel, format_value, warmup_ends
+from analysis.plots.tables import Panel, error_bars, format_value, warmup_ends
 
 DPI = 150
 PANEL_SIZE_IN = (3.6, 2.7)  # width, height of one panel in inches
@@ -30,6 +32,7 @@ GREY = "#444444"
 STEP_LABEL = "step (optimizer updates)"
 LOSS_LABEL = "loss (nats)"
 SHORT_WARMUP = 0.15  # a warmup ending before this share of the step axis gets a symlog axis
+DIVERGED_MARK_PT = 5.0  # a diverged run's x off the top of the scale: its centre this far under the top edge
 
 # A figure: ``(runs, history, **options) -> Figure``; raises ``FigureSkipped`` when it does not apply.
 FigureFunction = Callable[..., Figure]
@@ -177,6 +180,28 @@ def draw_warmup_lines(ax: Axes, runs: pd.DataFrame, colour: Colouring, x_max: fl
 
 def end_of_warmup_handle() -> Line2D:
     return Line2D([], [], color=GREY, linestyle=":", label="end of warmup")
+
+
+def mark_diverged(ax: Axes, step: float, value: float, color: str, top: float | None = None) -> None:
+    """An x where a diverged run's curve stops, at ``(step, value)``; just inside the top edge when ``value`` is
+    above ``top`` (the axis' top, ``curves.loss_ceiling``), so that it stays clear of the panel's title."""
+    marks: dict[str, Any] = {"marker": "x", "markersize": 8, "markeredgewidth": 2, "clip_on": False, "zorder": 21}
+    if top is None or value <= top:
+        ax.plot(step, value, color=color, **marks)
+        return
+    below_edge = ax.transData + ScaledTranslation(0, -DIVERGED_MARK_PT / 72, ax.figure.dpi_scale_trans)
+    ax.plot(step, top, color=color, transform=below_edge, **marks)
+
+
+def diverged_handle() -> Line2D:
+    return Line2D([], [], color=GREY, marker="x", linestyle="none", label="a run diverged here")
+
+
+def draw_interval_bars(ax: Axes, x: np.ndarray, table: pd.DataFrame, color: str, estimate: str = "median") -> None:
+    """Pale vertical bars at ``x`` from ``<estimate>_low`` to ``<estimate>_high`` (``stats.aggregate``'s 95%
+    bootstrap interval over seeds), under the points; none where a cell has no interval (1 seed)."""
+    bars = error_bars(table, estimate)
+    ax.errorbar(x, table[estimate], yerr=bars, fmt="none", ecolor=color, elinewidth=1.0, alpha=0.6, zorder=2)
 
 
 def underneath_width(order: int, count: int, thinnest: float = 1.4, extra: float = 1.6) -> float:

@@ -8,7 +8,8 @@ draw them.
   factors that split a figure into panels: all but the colour factor and the seed).
 - Panels: ``Panel`` (a key and its runs), ``split_panels``, ``grid`` (placement: one block of rows per optimizer,
   every row wrapped at ``MAX_COLUMNS``).
-- Text: ``format_value`` (``%g``: ``0.3``, never ``0.30000000000000004``), ``panel_title``, ``seeds_phrase``.
+- Text: ``format_value`` (``%g``: ``0.3``, never ``0.30000000000000004``), ``panel_title``, ``seeds_count``,
+  ``seeds_phrase``.
 """
 
 from __future__ import annotations
@@ -223,13 +224,18 @@ def seeds_per_cell(runs: pd.DataFrame, cell_by: Sequence[str]) -> tuple[int, int
     return int(counts.min()), int(counts.max())
 
 
+def seeds_count(runs: pd.DataFrame, cell_by: Sequence[str]) -> str:
+    """The seeds per cell of ``cell_by`` in words: ``"5 seeds"``, ``"2–3 seeds"`` (cells differ), ``"1 seed"``."""
+    low, high = seeds_per_cell(runs, cell_by)
+    count = f"{low}–{high}" if low != high else str(high)
+    return f"{count} seed{'s' if high > 1 else ''}"
+
+
 def seeds_phrase(runs: pd.DataFrame, cell_by: Sequence[str], band: str | None = "range") -> str:
     """``"median over 3 seeds, band: min–max"``; ``"1 seed, no band"``; ``"median over 2–3 seeds, ..."``."""
-    low, high = seeds_per_cell(runs, cell_by)
-    if high == 1:
+    if seeds_per_cell(runs, cell_by)[1] == 1:
         return "1 seed" + (", no band" if band else "")
-    count = f"{low}–{high}" if low != high else str(high)
-    return f"median over {count} seeds" + (f", band: {BANDS[band]}" if band else "")
+    return f"median over {seeds_count(runs, cell_by)}" + (f", band: {BANDS[band]}" if band else "")
 
 
 def check_band(band: str) -> None:

@@ -10,30 +10,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis import stats
-from analysis.plots.colours import colouring, factor_name
 from analysis.plots.curves import has_data
-from analysis.plots.style import (
-    GREY,
-    add_legend,
-    draw_warmup_lines,
-    end_of_warmup_handle,
-    hide_unused,
-    label_outer,
-    new_figure,
-    set_step_axis,
-    set_title,
-    step_scale,
-    underneath_width,
-)
-from analysis.plots.tables import (
-    FigureSkipped,
-    grid,
-    panel_factors,
-    result_runs,
-    rows_matching,
-    seeds_per_cell,
-    split_panels,
-)
+from analysis.plots.step_panels import finish_panel, step_panels
+from analysis.plots.style import GREY, add_legend, end_of_warmup_handle, new_figure, set_title, underneath_width
+from analysis.plots.tables import FigureSkipped, rows_matching, seeds_count
 
 
 def time_to_target(
@@ -51,12 +31,11 @@ def time_to_target(
     ``target`` defaults to ``stats.default_target`` over the study's cells (the best cell's median final value,
     loosened by 5%). Panels as in ``convergence``.
     """
-    colour = colouring(runs, colour_by)
-    usable = result_runs(runs)
+    layout = step_panels(runs, colour_by)
+    colour, usable = layout.colour, layout.runs
     if not has_data(history, metric):
         raise FigureSkipped(f"no {metric} in the history")
-    factors = panel_factors(usable, colour.factor)
-    by = [*factors, colour.factor]
+    by = [*layout.factors, colour.factor]
     if target is None:
         try:
             target = stats.default_target(usable, history, metric, by)
@@ -65,11 +44,9 @@ def time_to_target(
     times = stats.time_to_target(usable, history, metric, target, by)
     curves = stats.kaplan_meier(times, by)
     last_step = float(history["step"].max())
-    panels = split_panels(usable, factors)
-    n_rows, n_cols = grid(panels, factors)
-    fig, axes = new_figure(n_rows, n_cols, sharex=True, sharey=True)
+    fig, axes = new_figure(layout.n_rows, layout.n_cols, sharex=True, sharey=True)
     n_levels = len(colour.levels())
-    for panel in panels:
+    for panel in layout.panels:
         ax = axes[panel.row, panel.col]
         in_panel = rows_matching(curves, panel.key)
         for rank, value, _ in reversed(list(colour.groups(panel.runs))):  # the control first, widest, underneath
@@ -81,24 +58,18 @@ def time_to_target(
             ax.step(steps, fraction, where="post", color=color, linewidth=underneath_width(rank, n_levels))
             censored = curve[curve["n_censored"] > 0]
             ax.plot(censored["step"], censored["fraction_reached"], "+", color=color, markersize=10, mew=1.5)
-        draw_warmup_lines(ax, panel.runs, colour)
-        ax.set_title(panel.title, fontsize="medium")
+        finish_panel(ax, panel, colour)
         ax.set_ylim(-0.03, 1.03)
-        ax.grid(True, alpha=0.3)
-    x_label = set_step_axis(axes[0, 0], step_scale(usable, last_step), last_step)
-    hide_unused(axes, panels)
-    label_outer(axes, panels, x_label, "fraction of seeds at target")
+    layout.finish_axes(axes, last_step, "fraction of seeds at target")
     handles: list[Any] = colour.handles(usable)
     handles.append(Line2D([], [], color=GREY, marker="+", linestyle="none", label="censored (never reached)"))
     handles.append(end_of_warmup_handle())
-    add_legend(fig, handles, title=factor_name(colour.factor))
-    low, high = seeds_per_cell(usable, by)
-    seeds = f"{low}–{high}" if low != high else str(high)
+    add_legend(fig, handles, title=colour.name)
     relation = "≥" if stats.higher_is_better(metric) else "≤"
     unit = " nats" if metric.endswith("loss") else ""
     set_title(
         fig,
         f"Time to {metric} {relation} {target:.3g}{unit}; {colour.title}",
-        f"Kaplan–Meier fraction of seeds that reached it, {seeds} seed{'s' if high > 1 else ''} per cell",
+        f"Kaplan–Meier fraction of seeds that reached it, {seeds_count(usable, by)} per cell",
     )
     return fig
