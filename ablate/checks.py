@@ -8,6 +8,7 @@ the command line can check its input before torch loads.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import field
 from typing import Any
 
@@ -46,3 +47,14 @@ def check_at_least_one(group: str, node: Any, keys: tuple[str, ...]) -> None:
         check(
             value >= 1, f"{group}.{key}={value} is not allowed: it must be an integer >= 1; set {group}.{key}=1 or more"
         )
+
+
+TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?")
+
+
+def check_target(key: str, target: Any, example: str) -> None:
+    """An import path ``module:name`` or ``module.name`` (whether it imports is checked before the first run)."""
+    check(
+        isinstance(target, str) and TARGET.fullmatch(target) is not None and ("." in target or ":" in target),
+        f"{key}={target} is not allowed: give an import path module:name or module.name, e.g. {key}={example}",
+    )

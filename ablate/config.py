@@ -33,18 +33,21 @@ from ablate.checks import ConfigError, check, described, is_finite, is_int
 from ablate.record.config import TRACKERS
 from ablate.run.data.config import (
     DATASETS,
+    LOADED,
     SKEWS,
     ClustersConfig,
+    CustomDataConfig,
     DigitsConfig,
     SortConfig,
     TeacherConfig,
     n_groups,
     train_size,
 )
-from ablate.run.models.config import MODELS, CNNConfig, MLPConfig, TransformerConfig
-from ablate.run.optim.config import OPTIMIZERS
+from ablate.run.imports import split_target
+from ablate.run.models.config import MODELS, CNNConfig, CustomModelConfig, MLPConfig, TransformerConfig
+from ablate.run.optim.config import OPTIMIZERS, CustomOptimizerConfig
 from ablate.run.probes.config import PROBES
-from ablate.run.schedules import SCHEDULES, WARMUP_SHAPES, resolve_warmup_steps
+from ablate.run.schedules import SCHEDULES, WARMUP_SHAPES, CustomScheduleConfig, is_import_path, resolve_warmup_steps
 from ablate.study.names import check_study_name, study_dir_name
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the config groups
@@ -153,10 +156,54 @@ def to_typed(cfg: DictConfig) -> Config:
         config = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
         first_line = str(err).strip().splitlines()[0]
+        if "default_lr" in first_line:
+            raise ConfigError(
+                "optimizer: your optimizer's config file needs default_lr: <peak rate> (the rate used when lr is not "
+                f"given); {first_line}"
+            ) from None
         raise ConfigError(f"invalid config: {first_line}") from None
     assert isinstance(config, Config)
+    for group, schema in USER_GROUPS.items():
+        node = getattr(config, group)
+        if isinstance(node, dict):  # a config file of the user's, the Hydra way: _target_ and its arguments
+            setattr(config, group, from_target_file(group, schema, node))
     validate(config)
     return config
+
+
+USER_GROUPS: dict[str, type] = {
+    "model": CustomModelConfig,
+    "data": CustomDataConfig,
+    "optimizer": CustomOptimizerConfig,
+    "schedule": CustomScheduleConfig,
+}
+"""The groups that take the user's code by import path, and the schema a ``_target_`` config file becomes."""
+USER_SCHEMAS = tuple(USER_GROUPS.values())
+
+
+def from_target_file(group: str, schema: type, node: dict[str, Any]) -> Any:
+    """A group config file without a schema (``_target_: mypkg.nets.MyNet`` plus arguments) as the group's custom
+    schema: ``_target_`` is the target, the schema's own keys (``name``, ``task``, ``default_lr`` ...) are taken
+    as such, and every other key is an argument of the target."""
+    node = dict(node)
+    check(
+        "_target_" in node,
+        f"{group}: its config ({', '.join(sorted(node)) or 'empty'}) has no _target_ and no schema; give "
+        f"_target_: <module.name> and the arguments, or extend an option's schema",
+    )
+    target = node.pop("_target_")
+    own = {f.name for f in fields(schema)} - {"name", "target", "args"}
+    kwargs = {key: node.pop(key) for key in list(node) if key in own}
+    name = str(node.pop("name", "") or split_target(str(target))[1])
+    if schema is CustomOptimizerConfig:
+        check(
+            "default_lr" in kwargs,
+            f"optimizer: the config of {target} needs default_lr: <peak rate> (the rate used when lr is not given)",
+        )
+        kwargs.setdefault("tuned_lr", kwargs["default_lr"])
+    if schema is CustomDataConfig:
+        kwargs.setdefault("task", "auto")
+    return schema(name=name, target=target, args=node, **kwargs)
 
 
 def validate(c: Config) -> None:
@@ -187,8 +234,9 @@ def validate(c: Config) -> None:
         f"the total, so it must be < steps; lower warmup or raise steps above {warmup_steps}",
     )
     check(
-        c.warmup_shape in WARMUP_SHAPES,
-        f"warmup_shape={c.warmup_shape} is not allowed: choose one of {', '.join(WARMUP_SHAPES)}",
+        c.warmup_shape in WARMUP_SHAPES or is_import_path(c.warmup_shape),
+        f"warmup_shape={c.warmup_shape} is not allowed: choose one of {', '.join(WARMUP_SHAPES)}, or give the import "
+        "path of a function factor(t, W), e.g. warmup_shape=mypkg.schedules:quadratic",
     )
     check(
         0.0 < c.warmup_start_fraction <= 1.0,
@@ -257,6 +305,8 @@ def _validate_names(c: Config) -> None:
     """``<group>.name`` is the option's own name: renaming it would build something the option does not hold."""
     for group, options in GROUPS.items():
         node = getattr(c, group)
+        if isinstance(node, USER_SCHEMAS):
+            continue  # the user names their own part
         same = [option for option, schema in options.items() if schema is type(node)]
         check(
             node.name in same,
@@ -270,43 +320,37 @@ def _validate_across_groups(c: Config) -> None:
     set, the skew's favoured group against the dataset's groups."""
     m = c.model
     d = c.data
-    sequence_data = isinstance(d, SortConfig)
-    check(
-        not isinstance(d, TeacherConfig) or isinstance(m, MLPConfig),
-        f"model={m.name} is not allowed with data=teacher: the regression testbed trains an MLP; set model=mlp",
-    )
-    check(
-        isinstance(m, TransformerConfig) == sequence_data,
-        f"model={m.name} is not allowed with data={d.name}: the transformer trains on sequences (data=sort), "
-        "mlp and cnn on feature vectors (data=clusters, digits or teacher); set "
-        + ("data=sort" if isinstance(m, TransformerConfig) else "model=transformer" if sequence_data else "data"),
-    )
-    check(
-        not isinstance(m, CNNConfig) or isinstance(d, DigitsConfig),
-        f"model=cnn is not allowed with data={d.name}: the CNN reads 8x8 images; set data=digits",
-    )
-    check(
-        not (isinstance(m, TransformerConfig) and m.causal and isinstance(d, SortConfig) and d.format != "lm"),
-        f"model.causal=true is not allowed with data.format={getattr(d, 'format', '')}: with a causal mask "
-        "position i cannot see the later input tokens its target depends on; set data.format=lm",
-    )
+    k = c.skew
+    if not isinstance(m, CustomModelConfig) and not isinstance(d, LOADED):  # the built-in pairs
+        sequence_data = isinstance(d, SortConfig)
+        check(
+            not isinstance(d, TeacherConfig) or isinstance(m, MLPConfig),
+            f"model={m.name} is not allowed with data=teacher: the regression testbed trains an MLP; set model=mlp",
+        )
+        check(
+            isinstance(m, TransformerConfig) == sequence_data,
+            f"model={m.name} is not allowed with data={d.name}: the transformer trains on sequences (data=sort), "
+            "mlp and cnn on feature vectors (data=clusters, digits or teacher); set "
+            + ("data=sort" if isinstance(m, TransformerConfig) else "model=transformer" if sequence_data else "data"),
+        )
+        check(
+            not isinstance(m, CNNConfig) or isinstance(d, DigitsConfig),
+            f"model=cnn is not allowed with data={d.name}: the CNN reads 8x8 images; set data=digits",
+        )
+        check(
+            not (isinstance(m, TransformerConfig) and m.causal and isinstance(d, SortConfig) and d.format != "lm"),
+            f"model.causal=true is not allowed with data.format={getattr(d, 'format', '')}: with a causal mask "
+            "position i cannot see the later input tokens its target depends on; set data.format=lm",
+        )
+    if isinstance(d, LOADED):
+        return  # its size and groups are known once loaded: ablate.run.preflight checks them before any run
     n_train = train_size(d)
     check(
         resolve_batch_size(c) <= n_train,
         f"batch_size={c.batch_size} is not allowed with data={d.name}: its training split has {n_train} examples; "
         "lower batch_size (or batch_size=full)",
     )
-    k = c.skew
-    groups = n_groups(d)
-    check(
-        0 <= k.group < groups,
-        f"skew.group={k.group} is not allowed with data={d.name}: its groups are 0 .. {groups - 1}; e.g. skew.group=0",
-    )
-    check(
-        groups >= 2 or k.name in ("none", "sorted"),
-        f"skew={k.name} is not allowed with data={d.name} of {groups} group: it needs a favoured group and "
-        "others; use a dataset with at least 2 groups",
-    )
+    check_skew_groups(c.skew, d.name, n_groups(d))
     check(
         k.name != "spurious" or isinstance(d, ClustersConfig | DigitsConfig),
         f"skew=spurious is not allowed with data={d.name}: the cue is a label added to feature vectors; "
@@ -314,9 +358,26 @@ def _validate_across_groups(c: Config) -> None:
     )
 
 
-def resolve_batch_size(c: Config) -> int:
-    """Examples per batch: ``batch_size``, or the whole training set for ``batch_size=full``."""
-    return train_size(c.data) if c.batch_size == "full" else int(c.batch_size)
+def check_skew_groups(k: Any, data_name: str, groups: int) -> None:
+    """The skew's favoured group exists in the data, and a skew that favours one group has others."""
+    check(
+        0 <= k.group < groups,
+        f"skew.group={k.group} is not allowed with data={data_name}: its groups are 0 .. {groups - 1}; "
+        "e.g. skew.group=0",
+    )
+    check(
+        groups >= 2 or k.name in ("none", "sorted"),
+        f"skew={k.name} is not allowed with data={data_name} of {groups} group: it needs a favoured group and "
+        "others; give the data group labels (at least 2 groups)",
+    )
+
+
+def resolve_batch_size(c: Config, n_train: int | None = None) -> int:
+    """Examples per batch: ``batch_size``, or the whole training set (``n_train`` examples, or the size the
+    data config states) for ``batch_size=full``."""
+    if c.batch_size != "full":
+        return int(c.batch_size)
+    return n_train if n_train is not None else train_size(c.data)
 
 
 def config_dict(c: Config) -> dict[str, Any]:

@@ -6,8 +6,12 @@ for tests and benchmarks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from ablate.checks import ConfigError
 from ablate.config import CONF_DIR, Config
+from ablate.run.user_code import uses_user_code
 
 
 def check_device(device: str) -> None:
@@ -37,7 +41,7 @@ def check_device(device: str) -> None:
         )
 
 
-def compose_config(overrides: list[str]) -> Config:
+def compose_config(overrides: list[str], user_dirs: Sequence[Path] = ()) -> Config:
     """The typed, validated config of one run, composed exactly as ``python -m ablate <overrides>`` does.
 
     For single-run validation, tests and benchmarks; raises ConfigError with a one-line message.
@@ -52,7 +56,8 @@ def compose_config(overrides: list[str]) -> Config:
         register_configs()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
+            searchpath = [f"hydra.searchpath=[{','.join('file://' + str(d.absolute()) for d in user_dirs)}]"]
+            cfg = compose(config_name="config", overrides=list(overrides) + (searchpath if user_dirs else []))
     except HydraException as err:
         cause = err.__cause__ or err
         raise ConfigError(str(cause).strip().splitlines()[0]) from None
@@ -66,5 +71,10 @@ def validate_single_run(args: list[str]) -> None:
     parsed, _ = get_args_parser().parse_known_args(args)
     if parsed.multirun or parsed.cfg or parsed.info or parsed.help or parsed.hydra_help:
         return  # studies are validated run by run by the sweeper before any starts
-    config = compose_config(parsed.overrides)
+    user_dirs = [Path(parsed.config_dir)] if parsed.config_dir else []
+    config = compose_config(parsed.overrides, user_dirs)
     check_device(config.device)  # a single run always runs on this machine
+    if uses_user_code(config):
+        from ablate.run.preflight import preflight  # torch: only for the user's code
+
+        preflight(config)

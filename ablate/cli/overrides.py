@@ -8,6 +8,7 @@ does it in one line with a suggestion. It also lists the options of every config
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,24 @@ from ablate.study.names import check_study_name
 TOP_KEYS = [f.name for f in fields(Config) if f.name not in GROUPS]
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a config group: the YAML files in ``conf/<group>/``."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def group_options(group: str, user_dirs: Sequence[Path] = ()) -> list[str]:
+    """The options of a config group: the YAML files in ``conf/<group>/`` and in the user's config directories."""
+    return sorted({p.stem for root in (CONF_DIR, *user_dirs) for p in (root / group).glob("*.yaml")})
+
+
+def user_config_dirs(config_dir: str | None, overrides: Sequence[Any]) -> list[Path]:
+    """The user's config directories: Hydra's ``--config-dir`` and ``hydra.searchpath=[file://...]`` entries."""
+    dirs = [Path(config_dir)] if config_dir else []
+    for o in overrides:
+        if o.key_or_group == "hydra.searchpath" and not o.is_delete():
+            value = o.value()
+            for entry in value if isinstance(value, list) else [value]:
+                text = str(entry)
+                if text.startswith("file://"):
+                    dirs.append(Path(text.removeprefix("file://")))
+                elif "://" not in text:
+                    dirs.append(Path(text))
+    return dirs
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -144,19 +160,24 @@ def precheck_overrides(args: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     except HydraException as err:
         raise ConfigError(f"cannot parse the overrides: {str(err).splitlines()[0]}") from None
+    user_dirs = user_config_dirs(parsed.config_dir, overrides)
+    for d in user_dirs:
+        if not d.is_dir():
+            raise ConfigError(f"config directory {d} does not exist (from --config-dir or hydra.searchpath)")
     chosen = {group: [option] for group, option in default_options().items()}
     for o in overrides:  # group choices first: nested keys are checked against the chosen options
         if o.key_or_group == "sweep":
             check_sweep(o)
             continue
         if o.key_or_group in GROUPS and not o.is_delete():
-            options = group_options(o.key_or_group)
+            options = group_options(o.key_or_group, user_dirs)
             values = _values(o)
             for value in values or []:
                 if value not in options:
+                    where = f"conf/{o.key_or_group}/" + "".join(f" or {d / o.key_or_group}/" for d in user_dirs)
                     raise ConfigError(
                         f"{o.key_or_group}={value} is not an option: {_suggest(value, options)}"
-                        f"choose one of {', '.join(options)} (files in conf/{o.key_or_group}/)"
+                        f"choose one of {', '.join(options)} (files in {where})"
                     )
             if values:
                 chosen[o.key_or_group] = values
@@ -191,8 +212,10 @@ def precheck_overrides(args: list[str]) -> None:
         for option in chosen.get(head, []):
             schema = GROUPS[head].get(option)
             if schema is None:
-                continue
+                continue  # the user's own config file: its keys are its target's arguments
             names = [f.name for f in fields(schema)]
+            if rest.partition(".")[0] == "args" and "args" in names:
+                continue  # the arguments of the user's target: any key
             if rest not in names:
                 raise ConfigError(
                     f"unknown config key '{key}' for {head}={option}: {_suggest(rest, names)}"

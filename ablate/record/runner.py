@@ -30,6 +30,7 @@ from ablate.record.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Conso
 from ablate.run.runtime import pick_device, provenance, set_threads
 from ablate.run.schedules import resolve_warmup_steps
 from ablate.run.train import train
+from ablate.run.user_code import user_code
 
 DONE = ("completed", "diverged")
 
@@ -137,6 +138,8 @@ def _train_and_close(
         set_threads(config.cpu_threads)
         device = pick_device(config.device)
         info["provenance"] = provenance(device)
+        if code := user_code(config):  # the user's targets: package version and module file hash
+            info["provenance"]["user_code"] = code
         trackers.start(info)
         outcome = train(config, device, trackers.log)
         result.update(

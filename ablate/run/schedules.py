@@ -14,11 +14,14 @@ step count, nothing is stateful.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ablate.checks import check, described, is_int
+from ablate.checks import TARGET, ConfigError, check, check_target, described, is_int
+from ablate.run.imports import resolve
 from ablate.run.optim.config import second_moment_decay
 
 if TYPE_CHECKING:
@@ -61,7 +64,22 @@ class InverseSqrtScheduleConfig:
         )
 
 
+@dataclass
+class CustomScheduleConfig:
+    """The user's base schedule by import path: ``schedule=custom schedule.target=mypkg.sched:steps``, a pure
+    function ``factor(s, S, **args)`` of the step ``s`` after warmup and the ``S = T - W`` steps after warmup,
+    with ``factor(0, S) = 1`` (update ``W`` runs at the peak rate, as for every base schedule)."""
+
+    name: str = described("the schedule's name in run labels and W&B")
+    target: str = described("import path of factor(s, S, **args) -> multiplier of the peak rate")
+    args: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of the function"})
+
+    def check(self) -> None:
+        check_target("schedule.target", self.target, "mypkg.schedules:step_decay")
+
+
 SCHEDULES: dict[str, type] = {
+    "custom": CustomScheduleConfig,
     "constant": ConstantScheduleConfig,
     "cosine": DecayScheduleConfig,
     "linear": DecayScheduleConfig,
@@ -89,7 +107,8 @@ def resolve_warmup_steps(c: Config) -> int:
     check(
         beta2 is not None,
         f"warmup=auto is not allowed with optimizer={c.optimizer.name}: the rule ceil(2/(1-beta2)) needs a "
-        "second-moment decay (adam, adamw, radam, rmsprop); set warmup to a number of steps",
+        "second-moment decay (adam, adamw, radam, rmsprop; a custom optimizer with betas, beta2 or alpha among its "
+        "arguments or their defaults); set warmup to a number of steps",
     )
     assert beta2 is not None
     check(beta2 > 0, f"warmup=auto needs beta2 > 0, got optimizer beta2={beta2}; set warmup to a number")
@@ -216,6 +235,8 @@ class Schedule:
 
 def warmup_shape(name: str, start_fraction: float) -> WarmupShape:
     """The warmup shape called ``name`` (``none`` never runs, since it forces ``W = 0``)."""
+    if is_import_path(name):
+        return FunctionWarmup(resolve("warmup_shape", name))
     shapes: dict[str, WarmupShape] = {
         "linear": LinearWarmup(),
         "none": LinearWarmup(),
@@ -226,8 +247,58 @@ def warmup_shape(name: str, start_fraction: float) -> WarmupShape:
     return shapes[name]
 
 
+@dataclass(frozen=True)
+class FunctionWarmup:
+    """A user's warmup shape: ``factor(t, W)`` by import path (``warmup_shape=mypkg.schedules:quadratic``)."""
+
+    function: Callable[[int, int], float]
+
+    def factor(self, t: int, warmup_steps: int) -> float:
+        return float(self.function(t, warmup_steps))
+
+
+@dataclass(frozen=True)
+class FunctionBase:
+    """A user's base schedule: ``factor(s, S, **args)`` by import path (``schedule=custom``)."""
+
+    function: Callable[[int, int], float]  # the user's function with its args bound
+
+    def factor(self, s: int, decay_steps: int) -> float:
+        return float(self.function(s, decay_steps))
+
+
+def is_import_path(shape: str) -> bool:
+    """A warmup shape given as an import path (``module:function``) rather than a built-in name."""
+    return shape not in WARMUP_SHAPES and TARGET.fullmatch(shape) is not None and ("." in shape or ":" in shape)
+
+
+def check_schedule_function(
+    key: str, function: Callable[..., float], at: list[tuple[int, int]], first: float | None
+) -> None:
+    """A user's schedule function returns finite factors in [0, 1] at the steps ``at`` (and ``first`` at the
+    first of them); raise ConfigError with one line otherwise."""
+    for s, n in at:
+        try:
+            value = float(function(s, n))
+        except Exception as err:
+            raise ConfigError(f"{key}: calling it at ({s}, {n}) raised {type(err).__name__}: {err}") from None
+        check(
+            math.isfinite(value) and 0.0 <= value <= 1.0,
+            f"{key}: factor({s}, {n}) = {value} is not allowed: a schedule returns a multiplier of the peak rate in "
+            "[0, 1]",
+        )
+        if first is not None and (s, n) == at[0]:
+            check(
+                abs(value - first) < 1e-12,
+                f"{key}: factor(0, {n}) = {value} is not allowed: a base schedule starts at the peak, factor(0, S) = 1",
+            )
+
+
 def base_schedule(cfg: object) -> BaseSchedule:
     """The base schedule for a ``schedule`` config group option."""
+    if isinstance(cfg, CustomScheduleConfig):
+        function = resolve("schedule.target", cfg.target)
+        return FunctionBase(functools.partial(function, **cfg.args))
     if isinstance(cfg, ConstantScheduleConfig):
         return ConstantBase()
     if isinstance(cfg, DecayScheduleConfig):

@@ -44,6 +44,7 @@ class Summary:
         self.chance = Chance(math.nan, None)
         self.peak_lr: float | None = None
         self.sharpness_at_init: float | None = None
+        self.probes_skipped: dict[str, str] = {}  # probe -> why it did not run
 
     def set_run_facts(self, chance: Chance, peak_lr: float, sharpness_at_init: float | None) -> None:
         self.chance, self.peak_lr, self.sharpness_at_init = chance, peak_lr, sharpness_at_init

@@ -28,6 +28,7 @@ from ablate.run.probes.update_ratio import layer_update_ratios, optimizer_params
 from ablate.run.runtime import derive_seed, seed_everything
 from ablate.run.schedules import Schedule, build_schedule
 from ablate.run.summary import Summary
+from ablate.run.workload import spec_of
 
 LogFn = Callable[[int, dict[str, float]], None]
 
@@ -73,7 +74,7 @@ def build(config: Config, device: torch.device) -> Parts:
     skewed = apply_skew(dataset, k.name, k.group, k.cue_strength, k.cue_after, config.seed)
     data, held_out = skewed.data, skewed.held_out
     torch.manual_seed(derive_seed(config.seed, "init"))
-    model = build_model(config.model, data.n_features, data.n_classes).to(device)
+    model = build_model(config.model, spec_of(data)).to(device)
     prober = Prober(config, data, held_out.x)
     sharpness_at_init = None
     if config.lr_sharpness_multiple is not None:  # the peak rate is c x 2 / sharpness at init
@@ -82,7 +83,9 @@ def build(config: Config, device: torch.device) -> Parts:
             raise ValueError(f"lr_sharpness_multiple needs a positive sharpness at init, measured {sharpness_at_init}")
         config = replace(config, lr=config.lr_sharpness_multiple * 2.0 / sharpness_at_init)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr)
-    sampler = build_sampler(data, k.name, k.group, k.steps, k.strength, resolve_batch_size(config), config.seed)
+    sampler = build_sampler(
+        data, k.name, k.group, k.steps, k.strength, resolve_batch_size(config, data.n_train), config.seed
+    )
     chance = chance_level(data.task, data.train_y, data.eval_y, data.n_classes)
     schedule = build_schedule(config)
     return Parts(
@@ -196,6 +199,7 @@ def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     """Train ``parts`` for ``config.steps`` updates, handing every step's metrics to ``log(step, metrics)``."""
     summary = Summary(config.eval_every, config.skew.steps, config.skew.recovery_tolerance)
     summary.set_run_facts(parts.chance, parts.peak_lr, parts.sharpness_at_init)
+    summary.probes_skipped = parts.prober.skipped  # filled while the run goes
     rule = DivergenceRule(config.diverge_factor, config.diverge_window)
     task = parts.data.task
     updates = min(config.steps, SMOKE_UPDATES) if config.smoke else config.steps  # the schedule still spans steps
@@ -249,4 +253,6 @@ def finish(
         status, result["final_eval_loss"], result["final_eval_acc"], summary.chance, config.untrained_margin
     )
     result["outcome"] = outcome
+    if summary.probes_skipped:
+        result["probes_skipped"] = dict(summary.probes_skipped)
     return Outcome(status, outcome, steps_completed, diverged_step, reason, result)

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ablate.checks import ConfigError
-from ablate.config import run_id, to_typed
+from ablate.config import Config, run_id, to_typed
 
 LARGE_GRID = 1000
 """Studies with more runs than this ask for confirmation (or ``--yes``) before anything is validated or run."""
@@ -63,6 +63,7 @@ def grid_run_ids(
     progress: Callable[[int, int], None] | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    on_config: Callable[[Config], None] | None = None,
 ) -> list[str]:
     """The ``run_id`` of every job (grid point), equal to composing each with Hydra and ``to_typed``.
 
@@ -74,6 +75,7 @@ def grid_run_ids(
 
     ``progress(done, total)``, if given, is called at most about once a second while the grid is checked, and
     once more with ``done == total`` at the end if it was called before (so that small grids stay silent).
+    ``on_config(config)``, if given, sees every point's typed config (the sweeper collects the user's workloads).
     """
     grid = _Grid(loader, master_config)
     total = len(jobs)
@@ -85,7 +87,7 @@ def grid_run_ids(
             progress(done, total)
             reported = True
             last = clock()
-        ids.append(grid.run_id(list(job)))
+        ids.append(grid.run_id(list(job), on_config))
     if progress is not None and reported:
         progress(total, total)
     return ids
@@ -150,7 +152,7 @@ class _Grid:
             cached = self.bases[group_lines] = (cfg, copy.deepcopy(OmegaConf.get_cache(cfg)))
         return cached
 
-    def run_id(self, job: list[str]) -> str:
+    def run_id(self, job: list[str], on_config: Callable[[Config], None] | None = None) -> str:
         try:
             parsed = [self.parse(line) for line in job]
             group_lines = tuple(line for line, (_, is_value) in zip(job, parsed, strict=True) if not is_value)
@@ -159,11 +161,17 @@ class _Grid:
                 base, cache = self.base(group_lines)
             except Exception as err:  # Hydra could not compose this point
                 raise _CompositionFailed(err) from err
-            return _apply_and_identify(base, cache, values)
+            return _apply_and_identify(base, cache, values, on_config)
         except _CompositionFailed as failed:
             raise GridConfigError(job, _first_lines(failed.error)) from None
         except ConfigError as err:
             raise GridConfigError(job, str(err)) from None
+
+
+def _identify(config: Config, on_config: Callable[[Config], None] | None) -> str:
+    if on_config is not None:
+        on_config(config)
+    return run_id(config)
 
 
 class _CompositionFailed(Exception):
@@ -172,7 +180,9 @@ class _CompositionFailed(Exception):
         self.error = error
 
 
-def _apply_and_identify(base: DictConfig, cache: dict[str, Any], overrides: list[Any]) -> str:
+def _apply_and_identify(
+    base: DictConfig, cache: dict[str, Any], overrides: list[Any], on_config: Callable[[Config], None] | None = None
+) -> str:
     """Apply value overrides as Hydra does, then ``to_typed`` and ``run_id``; ``base`` is left as it was."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
@@ -183,13 +193,13 @@ def _apply_and_identify(base: DictConfig, cache: dict[str, Any], overrides: list
             ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
         except Exception as err:
             raise _CompositionFailed(err) from err
-        return run_id(to_typed(cfg))
+        return _identify(to_typed(cfg), on_config)
     try:
         try:
             ConfigLoaderImpl._apply_overrides_to_config(overrides, base)
         except Exception as err:
             raise _CompositionFailed(err) from err
-        return run_id(to_typed(base))
+        return _identify(to_typed(base), on_config)
     finally:
         for parent, key, node, raw in reversed(saved):  # put every touched leaf back, node and value
             node._val = raw  # the node's own earlier value: no need to validate (or parse) it again

@@ -32,9 +32,10 @@ from omegaconf import OmegaConf, open_dict
 
 from ablate.checks import ConfigError
 from ablate.cli.compose import check_device
-from ablate.config import run_id, to_typed
+from ablate.config import Config, run_id, to_typed
 from ablate.record.claims import describe_holder, is_held, read_info, wait_until_released
 from ablate.record.files import DISK_FULL_ERRNOS, DiskFull
+from ablate.run.user_code import uses_user_code, workload_key
 from ablate.study.directory import MULTIRUN_ENV, new_stamp, write_stamp
 from ablate.study.grid import (
     GridConfigError,
@@ -117,9 +118,16 @@ class ValidatingSweeper(BasicSweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
 
         # nothing is written before the whole grid is valid: a rejected command leaves no trace
+        workloads = UserWorkloads()
         try:
-            run_ids = grid_run_ids(self.hydra_context.config_loader, self.config, jobs, progress=Progress())
+            run_ids = grid_run_ids(
+                self.hydra_context.config_loader, self.config, jobs, progress=Progress(), on_config=workloads.add
+            )
+            workloads.check()  # the user's code, built once per distinct workload
         except GridConfigError as err:
+            print(f"error: {err}; nothing was run", file=sys.stderr)
+            sys.exit(2)
+        except ConfigError as err:
             print(f"error: {err}; nothing was run", file=sys.stderr)
             sys.exit(2)
         self.check_devices(jobs)
@@ -160,6 +168,23 @@ class ValidatingSweeper(BasicSweeper):
             returns.append(results)
         wait_for_others(sweep_dir, elsewhere)
         return returns
+
+
+class UserWorkloads:
+    """The distinct workloads of a grid that use the user's code, each checked once before any run starts."""
+
+    def __init__(self) -> None:
+        self.configs: dict[str, Config] = {}
+
+    def add(self, config: Config) -> None:
+        if uses_user_code(config):
+            self.configs.setdefault(workload_key(config), config)
+
+    def check(self) -> None:
+        if self.configs:
+            from ablate.run.preflight import check_all  # torch: only when the grid names the user's code
+
+            check_all(list(self.configs.values()))
 
 
 class Progress:

@@ -7,10 +7,10 @@ against the dataset's groups) are in ``ablate.config.validate``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.checks import check, check_at_least_one, described, is_finite
+from ablate.checks import check, check_at_least_one, check_target, described, is_finite
 
 DIGITS_TOTAL = 1797  # examples in scikit-learn's bundled 8x8 digits
 CUE_AFTER = ("kept", "removed", "shuffled")
@@ -129,6 +129,54 @@ DATASETS: dict[str, type] = {
 }
 """Option of the ``data`` group -> its schema."""
 
+TASK_CHOICES = ("auto", "classification", "regression")
+
+
+def _check_task(task: str) -> None:
+    check(task in TASK_CHOICES, f"data.task={task} is not allowed: choose one of {', '.join(TASK_CHOICES)}")
+
+
+@dataclass
+class NpzConfig:
+    """Arrays from disk: ``data=npz data.path=train.npz`` (keys ``x``, ``y``, optional ``group``, ``eval_*``)."""
+
+    name: str = described("dataset")
+    path: str = described(
+        "the .npz file (numpy.savez) with arrays x, y and optionally group, eval_x, eval_y, eval_group"
+    )
+    task: str = described("auto (integer y: classification, float y: regression), classification or regression")
+    eval_fraction: float = described("share held out for evaluation when the file has no eval_x and eval_y")
+    seed: int = described("seed of the train/held-out split")
+
+    def check(self) -> None:
+        _check_seed(self.seed)
+        _check_task(self.task)
+        check(self.path != "", "data.path= is not allowed: give the .npz file, e.g. data.path=data/train.npz")
+        check(
+            0.0 < self.eval_fraction < 1.0,
+            f"data.eval_fraction={self.eval_fraction} is not allowed: it must be in (0, 1), e.g. 0.2",
+        )
+
+
+@dataclass
+class CustomDataConfig:
+    """The user's data factory by import path: ``data=custom data.target=mypkg.data:make`` or a config file
+    ``conf/data/<name>.yaml`` with ``_target_`` and the arguments beside it."""
+
+    name: str = described("the dataset's name in run labels and W&B (custom, or the name its config file gives)")
+    target: str = described("import path of the data factory: returns a Dataset or (train, held_out) torch datasets")
+    args: dict[str, Any] = field(default_factory=dict, metadata={"help": "keyword arguments of the factory"})
+    task: str = described("auto (integer y: classification, float y: regression), classification or regression")
+
+    def check(self) -> None:
+        check_target("data.target", self.target, "mypkg.data:make")
+        _check_task(self.task)
+
+
+DATASETS["npz"] = NpzConfig
+DATASETS["custom"] = CustomDataConfig
+LOADED = (NpzConfig, CustomDataConfig)  # sizes and groups known only once loaded (checked before the first run)
+
 
 def n_groups(data: Any) -> int:
     """How many groups of related examples a dataset has (skew favours one; evaluation reports each)."""
@@ -136,6 +184,8 @@ def n_groups(data: Any) -> int:
         return data.clusters_per_class
     if isinstance(data, DigitsConfig):
         return 10
+    if isinstance(data, LOADED):
+        raise ValueError(f"data={data.name}: its groups are known once it is loaded")
     return int(data.n_groups)
 
 

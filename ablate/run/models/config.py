@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from ablate.checks import check, described, is_int
+from ablate.checks import check, check_target, described, is_int
 
 ACTIVATIONS = ("relu", "gelu", "tanh")
 
@@ -89,3 +89,21 @@ class CNNConfig:
 
 MODELS: dict[str, type] = {"mlp": MLPConfig, "cnn": CNNConfig, "transformer": TransformerConfig}
 """Option of the ``model`` group -> its schema."""
+
+
+@dataclass
+class CustomModelConfig:
+    """The user's model by import path: ``model=custom model.target=mypkg.nets:MyNet model.args.width=64``, or a
+    config file ``conf/model/<name>.yaml`` with ``_target_: mypkg.nets.MyNet`` and the arguments beside it."""
+
+    name: str = described("the model's name in run labels and W&B (custom, or the name its config file gives)")
+    target: str = described("import path of the model factory (a class or function): module:name or module.name")
+    args: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments of the factory (it also gets spec=DataSpec)"}
+    )
+
+    def check(self) -> None:
+        check_target("model.target", self.target, "mypkg.nets:MyNet")
+
+
+MODELS["custom"] = CustomModelConfig

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.checks import check, described, is_finite
+from ablate.checks import check, check_target, described, is_finite
 
 _TUNED = "peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analysis.tune --write)"
 _EXAMPLES = {"beta1": 0.9, "beta2": 0.999, "alpha": 0.99, "momentum": 0.9}
@@ -124,4 +124,63 @@ def second_moment_decay(optimizer: Any) -> float | None:
         return optimizer.beta2
     if isinstance(optimizer, RMSpropConfig):
         return optimizer.alpha
+    if isinstance(optimizer, CustomOptimizerConfig):
+        return custom_second_moment_decay(optimizer)[0]
     return None
+
+
+@dataclass
+class CustomOptimizerConfig:
+    """The user's optimizer by import path: ``optimizer=custom optimizer.target=torch.optim.Adagrad``, or a config
+    file ``conf/optimizer/<name>.yaml`` with ``_target_`` and the keyword arguments beside it (plus ``default_lr``)."""
+
+    name: str = described("the optimizer's name in run labels and W&B (custom, or the name its config file gives)")
+    target: str = described("import path of a torch.optim.Optimizer subclass, called as target(params, lr=lr, **args)")
+    args: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "keyword arguments besides params and lr (betas, eps, ...)"}
+    )
+    default_lr: float = described("peak learning rate used when `lr` is not given")
+    tuned_lr: float = described(_TUNED)
+
+    def check(self) -> None:
+        check_target("optimizer.target", self.target, "torch.optim.Adagrad")
+        for key in ("default_lr", "tuned_lr"):
+            value = getattr(self, key)
+            check(
+                is_finite(value) and value > 0,
+                f"optimizer.{key}={value} is not allowed: it must be a finite learning rate > 0; e.g. "
+                f"optimizer.{key}=1e-3",
+            )
+        check(
+            "lr" not in self.args and "params" not in self.args,
+            "optimizer.args.lr is not allowed: the schedule sets the rate each step; give the peak rate as lr=<rate>",
+        )
+
+
+OPTIMIZERS["custom"] = CustomOptimizerConfig
+
+
+def custom_second_moment_decay(o: CustomOptimizerConfig) -> tuple[float | None, str]:
+    """A user optimizer's second-moment decay and where it was read: ``args.betas[1]``, ``args.beta2`` or
+    ``args.alpha``, else the same names' defaults in the optimizer's signature (imports the target)."""
+    from ablate.run.imports import resolve
+
+    betas = o.args.get("betas")
+    if isinstance(betas, list | tuple) and len(betas) == 2:
+        return float(betas[1]), "optimizer.args.betas[1]"
+    for key in ("beta2", "alpha"):
+        if key in o.args:
+            return float(o.args[key]), f"optimizer.args.{key}"
+    import inspect
+
+    try:
+        params = inspect.signature(resolve("optimizer.target", o.target)).parameters
+    except (TypeError, ValueError):
+        return None, ""
+    default = params["betas"].default if "betas" in params else None
+    if isinstance(default, tuple) and len(default) == 2:
+        return float(default[1]), f"{o.target}'s default betas[1]"
+    for key in ("beta2", "alpha"):
+        if key in params and isinstance(params[key].default, float):
+            return float(params[key].default), f"{o.target}'s default {key}"
+    return None, ""

@@ -8,6 +8,8 @@ seeded streams, so switching one on never changes the training batches or the re
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -30,14 +32,21 @@ class Prober:
         self.eval_x = eval_x
         device = data.train_x.device
         # fresh batches of the training batch size: Adam's v estimates E[g_B^2] for that batch size B
-        batch_size = resolve_batch_size(config)
+        batch_size = resolve_batch_size(config, data.n_train)
         self.fresh = IIDBatchSampler(data.n_train, batch_size, derive_seed(config.seed, "probe/fresh"), device)
         self.fresh_step = 0
         generator = torch.Generator().manual_seed(derive_seed(config.seed, "probe/sharpness"))
         n = min(self.cfg.sharpness_examples, data.n_train)
         self.sharpness_idx = torch.randperm(data.n_train, generator=generator)[:n].to(device)
         o = config.optimizer
+        self.skipped: dict[str, str] = {}  # probe -> why it did not run (stated in the run's result)
         self.beta1 = o.beta1 if isinstance(o, AdamConfig) else o.momentum if isinstance(o, RMSpropConfig) else 0.0
+
+    def skip(self, probe: str, reason: str) -> None:
+        """Record once that ``probe`` does not run in this run, and say why on stderr."""
+        if probe not in self.skipped:
+            self.skipped[probe] = reason
+            print(f"warning: probe {probe} skipped: {reason}", file=sys.stderr)
 
     @staticmethod
     def due(every: int, step: int) -> bool:
@@ -77,7 +86,12 @@ class Prober:
     ) -> dict[str, float]:
         out: dict[str, float] = {}
         params = update_ratio.optimizer_params(optimizer)
-        if self.due(self.cfg.second_moment_every, step):
+        why_not = second_moment.unreadable(optimizer)
+        if why_not is not None and (self.cfg.second_moment_every > 0 or self.cfg.sharpness_every > 0):
+            self.skip("second_moment", why_not)
+            if self.cfg.sharpness_every > 0:
+                self.skip("precond_sharpness", why_not)
+        if self.due(self.cfg.second_moment_every, step) and why_not is None:
             out.update(second_moment.second_moment_stats(optimizer))
             if out:  # the optimizer keeps a second moment and has taken a step
                 batches = []
@@ -99,7 +113,7 @@ class Prober:
                         lr,
                         self.cfg.sharpness_iters,
                         generator,
-                        preconditioner=second_moment.adam_preconditioner(optimizer),
+                        preconditioner=None if why_not else second_moment.adam_preconditioner(optimizer),
                         beta1=self.beta1,
                     )
                 )

@@ -63,6 +63,19 @@ class _SecondMoment:
         return self.lr / self.denominator(start, stride)
 
 
+READABLE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RAdam, torch.optim.RMSprop)
+
+
+def unreadable(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why the second-moment probes cannot read ``optimizer`` (None when they can)."""
+    if isinstance(optimizer, READABLE):
+        return None
+    return (
+        f"{type(optimizer).__module__}.{type(optimizer).__name__} keeps no state these probes can read as a second "
+        "moment (they read Adam, AdamW, RAdam and RMSprop; SGD has none)"
+    )
+
+
 def _read_second_moments(optimizer: torch.optim.Optimizer) -> list[_SecondMoment | None] | None:
     """Per parameter (``param_groups`` order) its second moment, None where it has no state yet; None for SGD."""
     if isinstance(optimizer, torch.optim.SGD):
