@@ -6,11 +6,13 @@ builds the parts) is needed at all.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from ablate.config import Config, config_dict
-from ablate.run.data.config import LOADED
+from ablate.run.data.config import LOADED, NpzConfig
 from ablate.run.imports import code_identity
 from ablate.run.models.config import CustomModelConfig
 from ablate.run.optim.config import CustomOptimizerConfig
@@ -43,6 +45,10 @@ def user_code(c: Config) -> dict[str, Any]:
         target = getattr(getattr(c, group), "target", None)
         if isinstance(target, str):
             out[group] = code_identity(target)
+    if isinstance(c.data, NpzConfig):  # the file's content is not in run_id (its path is): record its hash
+        file = Path(c.data.path)
+        if file.is_file():
+            out["data"] = {"path": str(file.absolute()), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()[:16]}
     if is_import_path(c.warmup_shape):
         out["warmup_shape"] = code_identity(c.warmup_shape)
     return out
