@@ -174,7 +174,9 @@ def precheck_overrides(args: list[str]) -> None:
             values = _values(o)
             for value in values or []:
                 if value not in options:
-                    where = f"conf/{o.key_or_group}/" + "".join(f" or {d.absolute() / o.key_or_group}/" for d in user_dirs)
+                    where = f"conf/{o.key_or_group}/" + "".join(
+                        f" or {d.absolute() / o.key_or_group}/" for d in user_dirs
+                    )
                     raise ConfigError(
                         f"{o.key_or_group}={value} is not an option: {_suggest(value, options)}"
                         f"choose one of {', '.join(options)} (files in {where})"

@@ -1,8 +1,10 @@
-"""Building the real ``torch.optim`` optimizers from config, and setting/reading their learning rate."""
+"""Building a run's optimizer from its config (the built-in ``torch.optim`` options and the user's, one path), and
+setting/reading its learning rate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -11,61 +13,43 @@ from ablate.run.imports import resolve
 from ablate.run.optim.config import AdamConfig, CustomOptimizerConfig, MomentumConfig, RMSpropConfig, SGDConfig
 
 
-def build_optimizer(cfg: object, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """The optimizer for an ``optimizer`` config group option, at learning rate ``lr``.
-
-    The trainer overwrites ``lr`` on every param group before each step, from the schedule.
-    A custom optimizer (``optimizer.target``) is called as ``target(params, lr=lr, **args)`` and must return a
-    ``torch.optim.Optimizer``.
-    """
+def optimizer_class(cfg: Any) -> tuple[Callable[..., torch.optim.Optimizer], dict[str, Any], str]:
+    """The optimizer class of an ``optimizer`` config, its keyword arguments besides ``params`` and ``lr``, and
+    the key that names it (for messages). Built-in options map to ``torch.optim`` classes; ``custom`` (and a
+    ``_target_`` config file) names any ``torch.optim.Optimizer`` subclass."""
     if isinstance(cfg, CustomOptimizerConfig):
-        return build_custom(cfg, params, lr)
+        return resolve("optimizer.target", cfg.target), dict(cfg.args), f"optimizer.target={cfg.target}"
+    key = f"optimizer={cfg.name}"
+    args: dict[str, Any]
     if isinstance(cfg, MomentumConfig):
-        return torch.optim.SGD(
-            params,
-            lr=lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            dampening=cfg.dampening,
-            weight_decay=cfg.weight_decay,
-        )
+        args = {"momentum": cfg.momentum, "nesterov": cfg.nesterov, "dampening": cfg.dampening}
+        return torch.optim.SGD, {**args, "weight_decay": cfg.weight_decay}, key
     if isinstance(cfg, SGDConfig):
-        return torch.optim.SGD(params, lr=lr, momentum=0.0, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD, {"momentum": 0.0, "weight_decay": cfg.weight_decay}, key
     if isinstance(cfg, AdamConfig):
-        betas = (cfg.beta1, cfg.beta2)
-        if cfg.name == "adam":
-            return torch.optim.Adam(
-                params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad
-            )
-        if cfg.name == "adamw":
-            return torch.optim.AdamW(
-                params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad
-            )
+        args = {"betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
         if cfg.name == "radam":
-            return torch.optim.RAdam(params, lr=lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+            return torch.optim.RAdam, args, key
+        return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.name], {**args, "amsgrad": cfg.amsgrad}, key
     if isinstance(cfg, RMSpropConfig):
-        return torch.optim.RMSprop(
-            params,
-            lr=lr,
-            alpha=cfg.alpha,
-            eps=cfg.eps,
-            momentum=cfg.momentum,
-            centered=cfg.centered,
-            weight_decay=cfg.weight_decay,
-        )
+        args = {"alpha": cfg.alpha, "eps": cfg.eps, "momentum": cfg.momentum, "centered": cfg.centered}
+        return torch.optim.RMSprop, {**args, "weight_decay": cfg.weight_decay}, key
     raise TypeError(f"unknown optimizer config {cfg!r}")
 
 
-def build_custom(cfg: CustomOptimizerConfig, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    key = f"optimizer.target={cfg.target}"
-    factory = resolve("optimizer.target", cfg.target)
+def build_optimizer(cfg: Any, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """The optimizer of an ``optimizer`` config, at learning rate ``lr``: ``cls(params, lr=lr, **args)``, one path
+    for the built-in options and the user's. The trainer overwrites ``lr`` on every param group before each step,
+    from the schedule. An error the class raises, or a result that is not a ``torch.optim.Optimizer``, is a
+    ConfigError of one line."""
+    cls, args, key = optimizer_class(cfg)
     try:
-        optimizer = factory(params, lr=lr, **cfg.args)
+        optimizer = cls(params, lr=lr, **args)
     except Exception as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        name = cfg.target if isinstance(cfg, CustomOptimizerConfig) else cls.__name__
         raise ConfigError(
-            f"{key} raised {type(err).__name__} when called as {cfg.target}(params, lr={lr:g}, "
-            f"**optimizer.args): {message}"
+            f"{key} raised {type(err).__name__} when called as {name}(params, lr={lr:g}, **optimizer.args): {message}"
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError(f"{key} returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
