@@ -9,9 +9,9 @@ export WANDB_MODE=offline WANDB_SILENT=true WANDB_ERROR_REPORTING=false
 out=$(mktemp -d)
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 seeds=$(seq -s, 0 $((runs - 1)))
-python -m ablate -m "seed=$seeds" steps=3000 device=cuda tracker=local tracker.progress=off \
+python3 -m ablate -m "seed=$seeds" steps=3000 device=cuda tracker=local tracker.progress=off \
   hydra/launcher=local "hydra.sweep.dir=$out/study" | tail -n 3
-python - "$out/study" <<'PY'
+python3 - "$out/study" <<'PY'
 import json, sys
 from datetime import datetime
 from pathlib import Path
