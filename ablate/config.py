@@ -13,7 +13,8 @@ value while composing.
 message that names the bad value, what is allowed and how to fix it. Below the entry nothing reads a
 ``DictConfig``. ``run_id`` is a run's identity. Torch-free: the command line and the sweeper import it.
 
-Over 300 lines because the top-level schema (30 documented fields) and its checks belong together.
+Over 300 lines because the top-level schema (30 documented fields), its checks and the rules across groups belong
+together.
 """
 
 from __future__ import annotations
@@ -36,18 +37,17 @@ from ablate.run.data.config import (
     LOADED,
     SKEWS,
     ClustersConfig,
-    CustomDataConfig,
     DigitsConfig,
     SortConfig,
     TeacherConfig,
     n_groups,
     train_size,
 )
-from ablate.run.imports import split_target
 from ablate.run.models.config import MODELS, CNNConfig, CustomModelConfig, MLPConfig, TransformerConfig
-from ablate.run.optim.config import OPTIMIZERS, CustomOptimizerConfig
+from ablate.run.optim.config import OPTIMIZERS
 from ablate.run.probes.config import PROBES
-from ablate.run.schedules import SCHEDULES, WARMUP_SHAPES, CustomScheduleConfig, is_import_path, resolve_warmup_steps
+from ablate.run.schedules import SCHEDULES, WARMUP_SHAPES, is_import_path, resolve_warmup_steps
+from ablate.run.target_files import USER_GROUPS, USER_SCHEMAS, from_target_file
 from ablate.study.names import check_study_name, study_dir_name
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the config groups
@@ -132,9 +132,13 @@ OmegaConf.register_new_resolver("ablate_study_dir", study_dir_name, use_cache=Tr
 def register_configs() -> None:
     """Register the schemas and the named studies in Hydra's ConfigStore (idempotent).
 
-    ablate's Hydra plugins (``hydra_plugins/``) register their own configs when Hydra imports them.
+    ablate's Hydra plugins (``hydra_plugins/``) register their own configs when Hydra imports them; Hydra's
+    plugin scan is started here too, so that composing in-process (tests, single-run checks) finds them.
     """
     from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # imports every module under hydra_plugins/, which store their configs
 
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
@@ -169,41 +173,6 @@ def to_typed(cfg: DictConfig) -> Config:
             setattr(config, group, from_target_file(group, schema, node))
     validate(config)
     return config
-
-
-USER_GROUPS: dict[str, type] = {
-    "model": CustomModelConfig,
-    "data": CustomDataConfig,
-    "optimizer": CustomOptimizerConfig,
-    "schedule": CustomScheduleConfig,
-}
-"""The groups that take the user's code by import path, and the schema a ``_target_`` config file becomes."""
-USER_SCHEMAS = tuple(USER_GROUPS.values())
-
-
-def from_target_file(group: str, schema: type, node: dict[str, Any]) -> Any:
-    """A group config file without a schema (``_target_: mypkg.nets.MyNet`` plus arguments) as the group's custom
-    schema: ``_target_`` is the target, the schema's own keys (``name``, ``task``, ``default_lr`` ...) are taken
-    as such, and every other key is an argument of the target."""
-    node = dict(node)
-    check(
-        "_target_" in node,
-        f"{group}: its config ({', '.join(sorted(node)) or 'empty'}) has no _target_ and no schema; give "
-        f"_target_: <module.name> and the arguments, or extend an option's schema",
-    )
-    target = node.pop("_target_")
-    own = {f.name for f in fields(schema)} - {"name", "target", "args"}
-    kwargs = {key: node.pop(key) for key in list(node) if key in own}
-    name = str(node.pop("name", "") or split_target(str(target))[1])
-    if schema is CustomOptimizerConfig:
-        check(
-            "default_lr" in kwargs,
-            f"optimizer: the config of {target} needs default_lr: <peak rate> (the rate used when lr is not given)",
-        )
-        kwargs.setdefault("tuned_lr", kwargs["default_lr"])
-    if schema is CustomDataConfig:
-        kwargs.setdefault("task", "auto")
-    return schema(name=name, target=target, args=node, **kwargs)
 
 
 def validate(c: Config) -> None:

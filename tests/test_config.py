@@ -157,7 +157,7 @@ def test_cli_errors_are_one_line_without_traceback_and_nothing_runs(tmp_path: Pa
 def test_help_and_cfg_job(tmp_path: Path) -> None:
     shown = run_ablate("--help", cwd=tmp_path)
     assert shown.returncode == 0
-    assert "optimizer                      adam*, adamw, momentum, radam, rmsprop, sgd" in shown.stdout
+    assert "optimizer                      adam*, adamw, custom, momentum, radam, rmsprop, sgd" in shown.stdout
     assert "warmup_shape" in shown.stdout and "optimizer.beta2" in shown.stdout
     job = run_ablate("--cfg", "job", "optimizer=sgd", "warmup=10", cwd=tmp_path)
     assert job.returncode == 0
