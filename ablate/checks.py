@@ -58,3 +58,21 @@ def check_target(key: str, target: Any, example: str) -> None:
         isinstance(target, str) and TARGET.fullmatch(target) is not None and ("." in target or ":" in target),
         f"{key}={target} is not allowed: give an import path module:name or module.name, e.g. {key}={example}",
     )
+
+
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def check_user_part(group: str, name: Any, args: Any) -> None:
+    """A user part's ``name`` is a plain label (it goes into run labels and W&B names) and its ``args`` are
+    keyword arguments (identifiers)."""
+    check(
+        isinstance(name, str) and NAME.fullmatch(name) is not None,
+        f"{group}.name={name} is not allowed: a name is letters, digits, '.', '_' or '-', e.g. {group}.name=my_part",
+    )
+    for key in args:
+        check(
+            isinstance(key, str) and key.isidentifier(),
+            f"{group}.args={dict(args)} is not allowed: argument name {key!r} is not a Python identifier; use e.g. "
+            f"+{group}.args.width=64",
+        )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from ablate.checks import ConfigError, check, described, is_finite, is_int
 from ablate.record.config import TRACKERS
@@ -158,6 +158,12 @@ def to_typed(cfg: DictConfig) -> Config:
     """Resolve a composed config into dataclass objects and validate it; raises ConfigError."""
     try:
         config = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as err:
+        key = err.full_key or "a key"
+        raise ConfigError(
+            f"{key} is not set: it has no default; give it on the command line, e.g. {key}=<value> "
+            "(docs/workloads.md for the user's parts)"
+        ) from None
     except OmegaConfBaseException as err:
         first_line = str(err).strip().splitlines()[0]
         if "default_lr" in first_line:
@@ -184,7 +190,8 @@ def validate(c: Config) -> None:
     Each group's own fields are checked by its schema's ``check()``, the rest here. tests/test_bad_input.py
     holds a bad value for every field and fails when a field has no check.
     """
-    for group in GROUPS:  # first: lr and warmup=auto are computed from the optimizer's values
+    _validate_names(c)
+    for group in GROUPS:  # before the top-level keys: lr and warmup=auto are computed from the optimizer's values
         getattr(c, group).check()
     check(
         is_int(c.steps) and c.steps >= 1,
@@ -266,7 +273,6 @@ def validate(c: Config) -> None:
         c.fail_at_step >= -1,
         f"fail_at_step={c.fail_at_step} is not allowed: it must be -1 (never) or a step >= 0; e.g. fail_at_step=-1",
     )
-    _validate_names(c)
     _validate_across_groups(c)
 
 

@@ -34,6 +34,11 @@ PARTNER = {
     "model=cnn": ["data=digits"],
     "data=sort": ["model=transformer"],
     "data=reverse": ["model=transformer"],
+    "model=custom": ["model.target=a.b:C"],  # the user's parts: a target (or a file) is what they are
+    "data=npz": ["data.path=x.npz"],
+    "data=custom": ["data.target=a.b:c"],
+    "optimizer=custom": ["optimizer.target=a.B"],
+    "schedule=custom": ["schedule.target=a.f"],
 }
 # A message must say how to fix the value: one of these words (or an example after "e.g.").
 FIX = re.compile(r"e\.g\.|choose|\bset\b|\buse\b|\blower\b|\bgive\b")
@@ -176,6 +181,30 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["probes=all", "probes.sharpness_iters=0"], "probes.sharpness_iters=0 is not allowed"),
     (["probes=all", "probes.sharpness_examples=0"], "probes.sharpness_examples=0 is not allowed"),
     (["probes=all", "probes.dead_relu_every=-1"], "probes.dead_relu_every=-1 is not allowed"),
+    # ------------------------------------------------------------- the user's parts (docs/workloads.md)
+    (["model=custom", "model.target=a.b:C", "model.name=a/b"], "model.name=a/b is not allowed: a name is letters"),
+    (["model=custom", "model.target=not-a-path"], "model.target=not-a-path is not allowed: give an import path"),
+    (["model=custom", "model.target=a.b:C", "+model.args.a-b=1"], "argument name 'a-b' is not a Python identifier"),
+    (["data=npz", "data.path=x.npz", "data.name=mine"], "data.name=mine is not allowed: the name comes with"),
+    (["data=npz", "data.path="], "data.path= is not allowed: give the .npz file"),
+    (["data=npz", "data.path=x.npz", "data.task=ranking"], "data.task=ranking is not allowed: choose one of auto"),
+    (["data=npz", "data.path=x.npz", "data.eval_fraction=1.5"], "data.eval_fraction=1.5 is not allowed"),
+    (["data=npz", "data.path=x.npz", "data.seed=-1"], "data.seed=-1 is not allowed"),
+    (["data=custom", "data.target=a.b:c", "data.name="], "data.name= is not allowed: a name is letters"),
+    (["data=custom", "data.target=a..b"], "data.target=a..b is not allowed: give an import path"),
+    (["data=custom", "data.target=a.b:c", "+data.args.a-b=1"], "argument name 'a-b' is not a Python identifier"),
+    (["data=custom", "data.target=a.b:c", "data.task=ranking"], "data.task=ranking is not allowed"),
+    (["optimizer=custom", "optimizer.target=a.B", "optimizer.name=my opt"], "optimizer.name=my opt is not allowed"),
+    (["optimizer=custom", "optimizer.target=Adagrad"], "optimizer.target=Adagrad is not allowed: give an import"),
+    (["optimizer=custom", "optimizer.target=a.B", "+optimizer.args.lr=0.1"], "it holds lr, which ablate passes itself"),
+    (["optimizer=custom", "optimizer.target=a.B", "optimizer.default_lr=0"], "optimizer.default_lr=0.0 is not"),
+    (["optimizer=custom", "optimizer.target=a.B", "optimizer.tuned_lr=-1"], "optimizer.tuned_lr=-1.0 is not"),
+    (["schedule=custom", "schedule.target=a.f", "schedule.name=a b"], "schedule.name=a b is not allowed"),
+    (["schedule=custom", "schedule.target=f"], "schedule.target=f is not allowed: give an import path"),
+    (
+        ["schedule=custom", "schedule.target=a.f", "+schedule.args.x-y=1"],
+        "argument name 'x-y' is not a Python identifier",
+    ),
 ]
 
 
@@ -212,10 +241,17 @@ def context(group: str, schema: type) -> list[str]:
 DEFAULTS = default_options()
 
 
+def row_key(overrides: list[str]) -> str:
+    """The field a row's last override sets: ``+model.args.a-b=1`` sets ``model.args`` (the target's arguments)."""
+    key = overrides[-1].partition("=")[0].lstrip("+")
+    if key.count(".") >= 2 and key.split(".")[1] == "args":
+        key = ".".join(key.split(".")[:2])
+    return key
+
+
 def schema_of_row(overrides: list[str]) -> tuple[str, type, str]:
     """(group, schema, field) a table row tests: its last override, with the options its others choose."""
-    key = overrides[-1].partition("=")[0]
-    group, _, name = key.rpartition(".")
+    group, _, name = row_key(overrides).rpartition(".")
     if not group:
         return "", Config, name
     chosen = dict(DEFAULTS)
@@ -239,7 +275,7 @@ def assert_one_line_error(err: ConfigError, key: str) -> str:
 def test_bad_value_is_one_line_naming_value_range_and_fix(overrides: list[str], expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         compose_config(overrides)
-    message = assert_one_line_error(err.value, overrides[-1].partition("=")[0])
+    message = assert_one_line_error(err.value, row_key(overrides))
     assert expected in message
 
 
@@ -263,6 +299,8 @@ def nonsense(kind: typing.Any) -> str:
         return "-1000000"
     if typing.get_origin(kind) is list:
         return "[-1]"
+    if typing.get_origin(kind) is dict:  # the arguments of a user's target: a key that is no argument name
+        return "{a-b: 1}"
     return "'%??'"  # str and Any fields: no name, path or choice has these characters
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ablate.checks import TARGET, ConfigError, check, check_target, described, is_int
+from ablate.checks import TARGET, ConfigError, check, check_target, check_user_part, described, is_int
 from ablate.run.imports import resolve
 from ablate.run.optim.config import second_moment_decay
 
@@ -76,6 +76,7 @@ class CustomScheduleConfig:
 
     def check(self) -> None:
         check_target("schedule.target", self.target, "mypkg.schedules:step_decay")
+        check_user_part("schedule", self.name, self.args)
 
 
 SCHEDULES: dict[str, type] = {

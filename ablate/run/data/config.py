@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.checks import check, check_at_least_one, check_target, described, is_finite
+from ablate.checks import check, check_at_least_one, check_target, check_user_part, described, is_finite
 
 DIGITS_TOTAL = 1797  # examples in scikit-learn's bundled 8x8 digits
 CUE_AFTER = ("kept", "removed", "shuffled")
@@ -156,6 +156,11 @@ class NpzConfig:
             0.0 < self.eval_fraction < 1.0,
             f"data.eval_fraction={self.eval_fraction} is not allowed: it must be in (0, 1), e.g. 0.2",
         )
+        check(  # whether it exists is checked where it is read, before any run starts (it may live on a cluster)
+            self.path.endswith(".npz"),
+            f"data.path={self.path} is not allowed: give an .npz file (numpy.savez writes one), "
+            "e.g. data.path=data/train.npz",
+        )
 
 
 @dataclass
@@ -170,6 +175,7 @@ class CustomDataConfig:
 
     def check(self) -> None:
         check_target("data.target", self.target, "mypkg.data:make")
+        check_user_part("data", self.name, self.args)
         _check_task(self.task)
 
 

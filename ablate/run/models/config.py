@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ablate.checks import check, check_target, described, is_int
+from ablate.checks import check, check_target, check_user_part, described, is_int
 
 ACTIVATIONS = ("relu", "gelu", "tanh")
 
@@ -104,6 +104,7 @@ class CustomModelConfig:
 
     def check(self) -> None:
         check_target("model.target", self.target, "mypkg.nets:MyNet")
+        check_user_part("model", self.name, self.args)
 
 
 MODELS["custom"] = CustomModelConfig

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate.checks import check, check_target, described, is_finite
+from ablate.checks import check, check_target, check_user_part, described, is_finite
 
 _TUNED = "peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analysis.tune --write)"
 _EXAMPLES = {"beta1": 0.9, "beta2": 0.999, "alpha": 0.99, "momentum": 0.9}
@@ -144,6 +144,7 @@ class CustomOptimizerConfig:
 
     def check(self) -> None:
         check_target("optimizer.target", self.target, "torch.optim.Adagrad")
+        check_user_part("optimizer", self.name, self.args)
         for key in ("default_lr", "tuned_lr"):
             value = getattr(self, key)
             check(
@@ -151,10 +152,12 @@ class CustomOptimizerConfig:
                 f"optimizer.{key}={value} is not allowed: it must be a finite learning rate > 0; e.g. "
                 f"optimizer.{key}=1e-3",
             )
-        check(
-            "lr" not in self.args and "params" not in self.args,
-            "optimizer.args.lr is not allowed: the schedule sets the rate each step; give the peak rate as lr=<rate>",
-        )
+        for key in ("lr", "params"):
+            check(
+                key not in self.args,
+                f"optimizer.args={dict(self.args)} is not allowed: it holds {key}, which ablate passes itself (the "
+                "parameters, and each step's rate from the schedule); give the peak rate as lr=<rate>",
+            )
 
 
 OPTIMIZERS["custom"] = CustomOptimizerConfig
