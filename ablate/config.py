@@ -80,6 +80,10 @@ class Config:
         "of the training loss on the sharpness batch) measured at init; lr is then ignored",
         None,
     )
+    loss: str = described(
+        "auto: the data's task kind's loss (cross-entropy, or mean squared error); or the import path of a "
+        "per-example loss fn(output, y) -> [n] (docs/workloads.md)"
+    )
     steps: int = described("total optimizer steps T, warmup included")
     batch_size: Any = described("examples per training batch (int >= 1), or full: the whole training set every step")
     seed: int = described("seed of model init and batch order")
@@ -208,6 +212,11 @@ def validate(c: Config) -> None:
         f"warmup={c.warmup}{f' ({warmup_steps} steps)' if c.warmup == 'auto' else ''} is not allowed with "
         f"steps={c.steps}: warmup counts inside "
         f"the total, so it must be < steps; lower warmup or raise steps above {warmup_steps}",
+    )
+    check(
+        c.loss == "auto" or is_import_path(c.loss),
+        f"loss={c.loss} is not allowed: auto (the task kind's loss), or the import path of a per-example loss "
+        "fn(output, y) -> [n], e.g. loss=mypkg.losses:focal",
     )
     check(
         c.warmup_shape in WARMUP_SHAPES or is_import_path(c.warmup_shape),
@@ -371,5 +380,7 @@ def run_id(c: Config) -> str:
     d.pop("lr_scale")  # likewise
     if not d["smoke"]:
         d.pop("smoke")  # ids of ordinary runs stay what they were before smoke runs existed
+    if d["loss"] == "auto":
+        d.pop("loss")  # likewise before the loss could be the user's
     canonical = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -56,6 +56,7 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["lr_sharpness_multiple=-1"], "lr_sharpness_multiple=-1.0 is not allowed: it must be a number > 0"),
     (["lr_sharpness_multiple=inf"], "lr_sharpness_multiple=inf is not allowed"),
     (["steps=0"], "steps=0 is not allowed: total steps must be an integer >= 1"),
+    (["loss=focal"], "loss=focal is not allowed: auto (the task kind's loss), or the import path"),
     (["batch_size=0"], "batch_size=0 is not allowed: it must be an integer >= 1 or full"),
     (["batch_size=half"], "batch_size=half is not allowed"),
     (["seed=-1"], "seed=-1 is not allowed: it must be an integer >= 0"),

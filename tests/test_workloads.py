@@ -310,3 +310,31 @@ def test_the_example_project_runs_end_to_end_through_the_real_cli(tmp_path: Path
     assert wandb_run["config"]["model.target"] == "mypkg.nets.ResMLP"
     assert wandb_run["config"]["optimizer.name"] == "lion"
     assert wandb_run["summary"]["status"] == "completed"
+
+
+# -------------------------------------------------------------------------------------------------- loss
+def test_a_user_loss_trains_and_its_chance_level_is_that_loss_of_an_input_blind_predictor() -> None:
+    from ablate.run.objective import Objective, chance_level
+
+    config = checked("loss=tests.user_parts:focal", "lr=0.01", *SMALL, *CLUSTERS)
+    summary = trains(config)
+    assert summary["final_eval_acc"] > 0.5  # accuracy stays the task kind's metric
+    y_train, y_eval = torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1])
+    from tests.user_parts import focal, smooth_l1
+
+    chance = Objective("classification", focal).chance(y_train, y_eval, 3)
+    p = torch.tensor([3 / 7, 2 / 7, 2 / 7])  # Laplace-smoothed training frequencies
+    expected = float(focal(p.log().expand(2, 3), y_eval).mean())
+    assert (
+        chance.loss == pytest.approx(expected) and chance.acc == chance_level("classification", y_train, y_eval, 3).acc
+    )
+    reg = Objective("regression", smooth_l1).chance(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.5]), 1)
+    assert reg.loss == pytest.approx((0.0 + (2.5 - 0.5)) / 2)  # Huber of 0 and 2.5 around the mean 2
+    assert run_id(config) != run_id(checked(*SMALL, *CLUSTERS, "lr=0.01"))
+
+
+def test_a_user_loss_that_does_not_return_one_value_per_example_is_one_line() -> None:
+    assert "returned [] on 2 examples: a loss returns one finite value per example" in one_line_error(
+        "loss=tests.user_parts:mean_loss", *SMALL
+    )
+    assert "loss=nope is not allowed" in one_line_error("loss=nope", *SMALL)

@@ -86,3 +86,18 @@ def starts_low(s: int, decay_steps: int) -> float:
 class NotAnOptimizer:
     def __init__(self, params: object, lr: float) -> None:
         self.lr = lr
+
+
+def smooth_l1(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A regression loss of the user's: Huber, per example."""
+    return torch.nn.functional.smooth_l1_loss(output.squeeze(-1), y, reduction="none")
+
+
+def focal(output: torch.Tensor, y: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) per example: ``-(1 - p_y)^gamma log p_y``."""
+    log_p = torch.log_softmax(output, dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    return -((1 - log_p.exp()) ** gamma) * log_p
+
+
+def mean_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(output, y)

@@ -19,11 +19,17 @@ training targets.
   targets equal to the most frequent training class. Balanced classes give ``chance_loss ~ ln C``.
 * regression: predict the training mean ``m``; ``chance_loss = mean_j (y_j - m)^2`` (about 1 for standardised
   targets); no ``chance_acc``.
+
+A user's loss (``loss=<module:function>``, ``Objective.user_loss``) is a per-example function
+``fn(output, y) -> [n]``; the batch loss is its mean, the metrics stay the task kind's, and the chance loss is
+the user's loss of the same input-blind predictor (the smoothed class log-frequencies as logits, or the training
+mean).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,17 +84,61 @@ class Chance:
     acc: float | None
 
 
+def class_frequencies(train_y: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training class counts and their Laplace-smoothed frequencies ``p_k = (n_k + 1) / (N + C)``."""
+    train = train_y.flatten().cpu()
+    counts = torch.bincount(train[train != IGNORE], minlength=n_classes).double()
+    return counts, (counts + 1.0) / (counts.sum() + n_classes)
+
+
 def chance_level(task: str, train_y: torch.Tensor, eval_y: torch.Tensor, n_classes: int) -> Chance:
     """Chance loss and accuracy of a task, from its training and held-out targets (formulas above)."""
     if task == REGRESSION:
         mean = train_y.double().mean()
         return Chance(float((eval_y.double() - mean).square().mean()), None)
-    train = train_y.flatten().cpu()
-    counts = torch.bincount(train[train != IGNORE], minlength=n_classes).double()
-    p = (counts + 1.0) / (counts.sum() + n_classes)
+    counts, p = class_frequencies(train_y, n_classes)
     held_out = eval_y.flatten().cpu()
     held_out = held_out[held_out != IGNORE]
     chance_loss = float(-torch.log(p[held_out]).mean())
     chance_acc = float((held_out == int(torch.argmax(counts))).double().mean())
     assert math.isfinite(chance_loss)
     return Chance(chance_loss, chance_acc)
+
+
+PerExampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A run's loss and metrics: its task kind's, or a user's per-example loss (module docstring)."""
+
+    task: str
+    user_loss: PerExampleLoss | None = None
+
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.user_loss is None:
+            return loss(self.task, output, y)
+        return self.user_loss(output, y).mean()
+
+    def per_example_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.user_loss is None:
+            return per_example_loss(self.task, output, y)
+        return self.user_loss(output, y)
+
+    def per_example_correct(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        return per_example_correct(self.task, output, y)
+
+    def accuracy(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        return accuracy(self.task, output, y)
+
+    def chance(self, train_y: torch.Tensor, eval_y: torch.Tensor, n_classes: int) -> Chance:
+        built_in = chance_level(self.task, train_y, eval_y, n_classes)
+        if self.user_loss is None:
+            return built_in
+        if self.task == REGRESSION:
+            blind = train_y.float().mean().expand(len(eval_y), 1).to(eval_y.device)
+        else:
+            _, p = class_frequencies(train_y, n_classes)
+            blind = p.log().float().to(eval_y.device).expand(*eval_y.shape, n_classes)
+        with torch.no_grad():
+            return Chance(float(self.user_loss(blind, eval_y).double().mean()), built_in.acc)

@@ -9,9 +9,11 @@ the data's task, and how big the data is are not knowable from the config alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from ablate.checks import check
+from ablate.checks import ConfigError, check
 from ablate.config import Config, check_skew_groups, resolve_batch_size
 from ablate.run.data.build import load
 from ablate.run.imports import resolve
@@ -44,6 +46,8 @@ def preflight(c: Config) -> None:
     _, _, key = model_factory(c.model)
     check_model_fits(key, model, data)
     build_optimizer(c.optimizer, model.parameters(), c.lr)
+    if c.loss != "auto":
+        check_user_loss(c.loss, resolve("loss", c.loss), model, data)
     warmup_steps = resolve_warmup_steps(c)
     if is_import_path(c.warmup_shape) and warmup_steps > 0:
         check_schedule_function(
@@ -74,3 +78,20 @@ def check_all(configs: list[Config]) -> None:
         if key not in seen:
             seen.add(key)
             preflight(c)
+
+
+def check_user_loss(target: str, fn: Any, model: Any, data: Any) -> None:
+    """The user's loss on the model's output for two training examples is a finite per-example tensor ``[2]``."""
+    with torch.no_grad():
+        output = model(data.train_x[:2])
+        try:
+            value = fn(output, data.train_y[:2])
+        except Exception as err:
+            raise ConfigError(f"loss={target} raised {type(err).__name__} on the model's output: {err}") from None
+    ok = isinstance(value, torch.Tensor) and list(value.shape) == [2] and bool(torch.isfinite(value).all())
+    got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+    check(
+        ok,
+        f"loss={target} returned {got} on 2 examples: a loss returns one finite value per example, a tensor [n] "
+        "(reduction='none'); ablate takes the mean",
+    )

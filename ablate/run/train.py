@@ -14,12 +14,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ablate.config import SMOKE_UPDATES, Config, resolve_batch_size
 from ablate.run import metrics as M
-from ablate.run import objective
 from ablate.run.data.build import build_dataset
 from ablate.run.data.dataset import Dataset
 from ablate.run.data.skew import HeldOut, SkewedBatchSampler, apply_skew, build_sampler
+from ablate.run.imports import resolve
 from ablate.run.models.build import build_model
-from ablate.run.objective import Chance, chance_level
+from ablate.run.objective import CLASSIFICATION, Chance, Objective
 from ablate.run.optim.build import build_optimizer, set_lr
 from ablate.run.outcome import DivergenceRule, classify
 from ablate.run.probes.prober import Prober
@@ -31,6 +31,7 @@ from ablate.run.summary import Summary
 from ablate.run.workload import spec_of
 
 LogFn = Callable[[int, dict[str, float]], None]
+CLASSIFY = Objective(CLASSIFICATION)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Parts:
     schedule: Schedule
     sampler: SkewedBatchSampler
     prober: Prober
+    objective: Objective  # the loss and metrics: the data's task kind's, or the user's loss
     chance: Chance  # the held-out loss (and accuracy) of predicting without looking at the input
     skew_train_x: torch.Tensor | None = None  # training inputs during the skew phase, when they differ
     skew_steps: int = 0
@@ -76,9 +78,10 @@ def build(config: Config, device: torch.device) -> Parts:
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build_model(config.model, spec_of(data)).to(device)
     prober = Prober(config, data, held_out.x)
+    obj = Objective(data.task, None if config.loss == "auto" else resolve("loss", config.loss))
     sharpness_at_init = None
     if config.lr_sharpness_multiple is not None:  # the peak rate is c x 2 / sharpness at init
-        sharpness_at_init = measure_sharpness(model, data, prober.sharpness_idx, config.probes.sharpness_iters)
+        sharpness_at_init = measure_sharpness(model, data, obj, prober.sharpness_idx, config.probes.sharpness_iters)
         if not sharpness_at_init > 0:
             raise ValueError(f"lr_sharpness_multiple needs a positive sharpness at init, measured {sharpness_at_init}")
         config = replace(config, lr=config.lr_sharpness_multiple * 2.0 / sharpness_at_init)
@@ -86,7 +89,7 @@ def build(config: Config, device: torch.device) -> Parts:
     sampler = build_sampler(
         data, k.name, k.group, k.steps, k.strength, resolve_batch_size(config, data.n_train), config.seed
     )
-    chance = chance_level(data.task, data.train_y, data.eval_y, data.n_classes)
+    chance = obj.chance(data.train_y, data.eval_y, data.n_classes)
     schedule = build_schedule(config)
     return Parts(
         data=data,
@@ -96,6 +99,7 @@ def build(config: Config, device: torch.device) -> Parts:
         schedule=schedule,
         sampler=sampler,
         prober=prober,
+        objective=obj,
         chance=chance,
         skew_train_x=skewed.skew_train_x,
         skew_steps=k.steps,
@@ -104,16 +108,16 @@ def build(config: Config, device: torch.device) -> Parts:
     )
 
 
-def measure_sharpness(model: nn.Module, data: Dataset, idx: torch.Tensor, iters: int) -> float:
+def measure_sharpness(model: nn.Module, data: Dataset, obj: Objective, idx: torch.Tensor, iters: int) -> float:
     """Top Hessian eigenvalue of the training loss on the examples ``idx`` (the sharpness probe's fixed batch)."""
     x, y = data.train_x[idx], data.train_y[idx]
     params: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     with sdpa_kernel(SDPBackend.MATH):  # Hessian-vector products need double backward
-        return top_hessian_eigenvalue(lambda: objective.loss(data.task, model(x), y), params, iters)
+        return top_hessian_eigenvalue(lambda: obj.loss(model(x), y), params, iters)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, held_out: HeldOut, task: str = objective.CLASSIFICATION) -> dict[str, float]:
+def evaluate(model: nn.Module, held_out: HeldOut, obj: Objective = CLASSIFY) -> dict[str, float]:
     """Held-out loss (cross-entropy in nats, or MSE) and accuracy (classification), overall and per group.
 
     One forward pass over the split; the early (favoured) and rest groups are slices of it. With the
@@ -121,8 +125,8 @@ def evaluate(model: nn.Module, held_out: HeldOut, task: str = objective.CLASSIFI
     """
     model.eval()
     output = model(held_out.x)
-    loss = objective.per_example_loss(task, output, held_out.y)
-    correct = objective.per_example_correct(task, output, held_out.y)
+    loss = obj.per_example_loss(output, held_out.y)
+    correct = obj.per_example_correct(output, held_out.y)
     early, rest = held_out.early, ~held_out.early
     names = [M.EVAL_LOSS, M.EVAL_EARLY_LOSS, M.EVAL_REST_LOSS]
     values = [loss.mean(), loss[early].mean(), loss[rest].mean()]
@@ -131,17 +135,17 @@ def evaluate(model: nn.Module, held_out: HeldOut, task: str = objective.CLASSIFI
         values += [correct.mean(), correct[early].mean(), correct[rest].mean()]
     if held_out.cue_flipped_x is not None and held_out.cue_flipped_y is not None:
         flipped = model(held_out.cue_flipped_x)
-        flipped_acc = objective.accuracy(task, flipped, held_out.cue_flipped_y)
+        flipped_acc = obj.accuracy(flipped, held_out.cue_flipped_y)
         assert flipped_acc is not None  # the cue exists for classification only
         names += [M.EVAL_CUE_FLIPPED_LOSS, M.EVAL_CUE_FLIPPED_ACC]
-        values += [objective.loss(task, flipped, held_out.cue_flipped_y), flipped_acc]
+        values += [obj.loss(flipped, held_out.cue_flipped_y), flipped_acc]
     model.train()
     return dict(zip(names, torch.stack(values).tolist(), strict=True))
 
 
 def model_loss(parts: Parts) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The training loss of ``parts.model`` on a batch, as a closure for the probes."""
-    return lambda x, y: objective.loss(parts.data.task, parts.model(x), y)
+    return lambda x, y: parts.objective.loss(parts.model(x), y)
 
 
 def train_inputs(parts: Parts, step: int) -> torch.Tensor:
@@ -168,14 +172,14 @@ def train_step(parts: Parts, step: int, measure: bool, layer_ratios: bool = Fals
     idx = parts.sampler.batch(step)
     x, y = train_inputs(parts, step)[idx], parts.data.train_y[idx]
     output = parts.model(x)
-    loss = objective.loss(parts.data.task, output, y)
+    loss = parts.objective.loss(output, y)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     row = {M.TRAIN_LOSS: loss.item(), M.LR: lr}
     named_before = snapshot(parts.model) if layer_ratios else None
     if measure:
         params = parts.params
-        acc = objective.accuracy(parts.data.task, output.detach(), y)
+        acc = parts.objective.accuracy(output.detach(), y)
         if acc is not None:
             row[M.TRAIN_ACC] = acc.item()
         row[M.GRAD_NORM] = global_norm([p.grad for p in params if p.grad is not None]).item()
@@ -201,12 +205,11 @@ def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     summary.set_run_facts(parts.chance, parts.peak_lr, parts.sharpness_at_init)
     summary.probes_skipped = parts.prober.skipped  # filled while the run goes
     rule = DivergenceRule(config.diverge_factor, config.diverge_window)
-    task = parts.data.task
     updates = min(config.steps, SMOKE_UPDATES) if config.smoke else config.steps  # the schedule still spans steps
     for step in range(updates):
         if step == config.fail_at_step:
             raise RuntimeError(f"fail_at_step={step}: deliberate failure to test failure handling")
-        held_out = evaluate(parts.model, parts.held_out, task) if step % config.eval_every == 0 else None
+        held_out = evaluate(parts.model, parts.held_out, parts.objective) if step % config.eval_every == 0 else None
         probed: dict[str, float] = {}
         if parts.prober.any_due(step):
             tic = time.perf_counter()
@@ -229,7 +232,7 @@ def run_loop(config: Config, parts: Parts, log: LogFn) -> Outcome:
     reason = rule.at_end(updates - 1)
     if reason is not None:
         return finish("diverged", updates, summary, config, None, updates - 1, reason)
-    final = evaluate(parts.model, parts.held_out, task)
+    final = evaluate(parts.model, parts.held_out, parts.objective)
     summary.add_eval(updates, final)
     log(updates, final)
     if not math.isfinite(final[M.EVAL_LOSS]):  # the last update broke the parameters

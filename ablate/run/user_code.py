@@ -18,7 +18,18 @@ from ablate.run.models.config import CustomModelConfig
 from ablate.run.optim.config import CustomOptimizerConfig
 from ablate.run.schedules import CustomScheduleConfig, is_import_path
 
-WORKLOAD_KEYS = ("model", "data", "optimizer", "schedule", "skew", "batch_size", "warmup_shape", "warmup", "steps")
+WORKLOAD_KEYS = (
+    "model",
+    "data",
+    "optimizer",
+    "schedule",
+    "skew",
+    "batch_size",
+    "warmup_shape",
+    "warmup",
+    "steps",
+    "loss",
+)
 
 
 def uses_user_code(c: Config) -> bool:
@@ -29,6 +40,7 @@ def uses_user_code(c: Config) -> bool:
         or isinstance(c.optimizer, CustomOptimizerConfig)
         or isinstance(c.schedule, CustomScheduleConfig)
         or is_import_path(c.warmup_shape)
+        or c.loss != "auto"
     )
 
 
@@ -51,4 +63,6 @@ def user_code(c: Config) -> dict[str, Any]:
             out["data"] = {"path": str(file.absolute()), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()[:16]}
     if is_import_path(c.warmup_shape):
         out["warmup_shape"] = code_identity(c.warmup_shape)
+    if c.loss != "auto":
+        out["loss"] = code_identity(c.loss)
     return out
