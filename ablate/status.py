@@ -18,11 +18,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ablate.study.names import STUDIES_ROOT, STUDY_FILE, list_studies
 from ablate.study.plan import RESULT_FILE, Record, index_records, state
 
 STATE_ORDER = ("done", "diverged", "failed", "running", "killed", "unreadable", "missing")
-STUDY_FILE = "study.json"
-STUDIES_ROOT = Path("outputs/studies")  # where ``python -m ablate -m study=<name>`` writes, relative to the cwd
 STUDY_HINT = "pass a study directory such as outputs/studies/<name>, or a study's name"
 
 
@@ -200,19 +199,6 @@ def not_a_study(study_dir: Path, stamp_problem: str | None) -> str:
     )
 
 
-def list_studies(root: Path = STUDIES_ROOT, limit: int = 10) -> str:
-    """The studies under ``root`` (directories with a ``study.json``, up to 3 levels down), for an error message."""
-    found = sorted(
-        {p.parent.relative_to(root).as_posix() for depth in (1, 2, 3) for p in root.glob("*/" * depth + STUDY_FILE)}
-    )
-    if not found:
-        found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if not found:
-        return f"no study under {root}; {STUDY_HINT}"
-    more = f" ... ({len(found)} in all)" if len(found) > limit else ""
-    return f"studies under {root}: {', '.join(found[:limit])}{more}"
-
-
 def find_study(name: Path, root: Path = STUDIES_ROOT) -> Path:
     """A study given by path or by name: the path if it exists, else ``<root>/<name>`` (``study=<name>``'s
     directory). Raises StatusError, saying where it looked and which studies exist, when neither is a directory."""
@@ -224,7 +210,9 @@ def find_study(name: Path, root: Path = STUDIES_ROOT) -> Path:
     if name.exists():
         raise StatusError(f"{name} is not a study: it is a file, not a directory; {STUDY_HINT}")
     where = str(name) if name.is_absolute() else f"{name} (nor {named})"
-    raise StatusError(f"{where} is not a study: no such directory; {list_studies(root)}")
+    listing = list_studies(root)
+    hint = f"; {STUDY_HINT}" if listing.startswith("no study") else ""
+    raise StatusError(f"{where} is not a study: no such directory; {listing}{hint}")
 
 
 def _natural(value: str) -> tuple[int, float | str]:

@@ -379,7 +379,10 @@ STUDIES_ROOT = Path("outputs/studies")  # where ``python -m ablate -m study=<nam
 
 
 def list_studies(root: Path = STUDIES_ROOT, limit: int = 10) -> str:
-    """The studies under ``root`` (directories with a ``study.json``, up to 3 levels down), for an error message."""
+    """The studies under ``root`` (directories with a ``study.json``, up to 3 levels down), for an error message.
+
+    The same as ``ablate.study.names.list_studies``, written again on purpose: reading records imports neither
+    torch nor ablate (tests/test_analysis_load.py), so analysis runs where only the records are."""
     found = sorted(
         {p.parent.relative_to(root).as_posix() for depth in (1, 2, 3) for p in root.glob("*/" * depth + STUDY_FILE)}
     )

@@ -4,10 +4,13 @@ the short label of a run in a study's console output."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ablate.checks import ConfigError
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+STUDIES_ROOT = Path("outputs/studies")  # where ``python -m ablate -m study=<name>`` writes, relative to the cwd
+STUDY_FILE = "study.json"  # a study directory's stamp
 STUDY_PART_MAX = 100  # characters per part of a study name (file systems allow 255 bytes per name)
 
 
@@ -62,3 +65,17 @@ def run_label(overrides: list[str], factors: list[str] | None, job_num: int | No
         overrides = [o for o in overrides if o.partition("=")[0].lstrip("+~") in factors]
     text = " ".join(overrides) if overrides else "defaults"
     return f"#{job_num} {text}" if job_num is not None else text
+
+
+def list_studies(root: Path = STUDIES_ROOT, limit: int = 10) -> str:
+    """The studies under ``root`` (directories with a ``study.json``, up to 3 levels down), for an error message;
+    ``no study under <root>`` when there is none."""
+    found = sorted(
+        {p.parent.relative_to(root).as_posix() for depth in (1, 2, 3) for p in root.glob("*/" * depth + STUDY_FILE)}
+    )
+    if not found:
+        found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not found:
+        return f"no study under {root}"
+    more = f" ... ({len(found)} in all)" if len(found) > limit else ""
+    return f"studies under {root}: {', '.join(found[:limit])}{more}"
