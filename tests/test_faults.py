@@ -49,9 +49,10 @@ def fill(disk: Path, leave_bytes: int) -> Path:
 
 
 def test_a_full_disk_is_recorded_and_stops_the_study_with_one_line(small_disk: Path) -> None:
-    # ~300 KB free: the first run's record fits, its metrics (~150 bytes a step) fill the disk mid-run
-    filler = fill(small_disk, leave_bytes=300_000)
-    args = ("-m", "study=full", "seed=0,1,2", "steps=4000", "eval_every=50", *FAST)
+    # ~200 KB free: the study's and the first run's files fit (~100 KB), its metrics (~150 bytes a step) fill the
+    # disk mid-run, at about step 700 of 2000 (the resume then trains the three runs in full: keep them short)
+    filler = fill(small_disk, leave_bytes=200_000)
+    args = ("-m", "study=full", "seed=0,1,2", "steps=2000", "eval_every=50", *FAST)
     first = run_ablate(*args, cwd=small_disk)
     assert first.returncode == 1, first.stderr
     assert "Traceback" not in first.stderr, first.stderr
@@ -60,6 +61,7 @@ def test_a_full_disk_is_recorded_and_stops_the_study_with_one_line(small_disk: P
     study = small_disk / "outputs" / "studies" / "full"
     result = json.loads((study / "seed=0" / "result.json").read_text())
     assert result["status"] == "failed" and "No space left on device" in result["error"], result
+    assert 0 < result["summary"]["steps_completed"] < 2000, result  # full mid-run, not before or after it
     assert not (study / "seed=1").exists()  # the study stopped: nothing more was started
     shown = render(study)
     assert "1 failed" in shown and "killed" not in shown, shown
