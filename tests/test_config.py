@@ -21,6 +21,11 @@ def test_every_yaml_option_has_a_schema_and_composes(group: str) -> None:
         "model=cnn": "data=digits",
         "data=sort": "model=transformer",
         "data=reverse": "model=transformer",
+        "model=custom": "model.target=tests.user_parts:linear",  # the user's parts need a target (or a file)
+        "data=custom": "data.target=tests.user_parts:blobs",
+        "data=npz": "data.path=train.npz",
+        "optimizer=custom": "optimizer.target=torch.optim.Adagrad",
+        "schedule=custom": "schedule.target=tests.user_parts:step_decay",
     }
     for option in group_options(group):
         chosen = f"{group}={option}"
@@ -39,7 +44,8 @@ def test_lr_defaults_to_the_optimizers_default_and_can_be_set() -> None:
 def test_tuned_lr_comes_from_the_generated_file_else_the_default_rate(option: str) -> None:
     """``python -m analysis.tune --write`` writes ``conf/generated/tuned_lr/<option>.yaml``; the optimizer config
     reads it through its defaults list, and an optimizer never tuned uses its ``default_lr``."""
-    config = make_config(f"optimizer={option}", "+sweep=warmup-lr-range", "lr_scale=4")
+    target = ["optimizer.target=torch.optim.Adagrad"] if option == "custom" else []
+    config = make_config(f"optimizer={option}", *target, "+sweep=warmup-lr-range", "lr_scale=4")
     generated = CONF_DIR / "generated" / "tuned_lr" / f"{option}.yaml"
     expected = OmegaConf.load(generated).tuned_lr if generated.is_file() else config.optimizer.default_lr
     assert config.optimizer.tuned_lr == expected
