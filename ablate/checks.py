@@ -76,3 +76,9 @@ def check_user_part(group: str, name: Any, args: Any) -> None:
             f"{group}.args={dict(args)} is not allowed: argument name {key!r} is not a Python identifier; use e.g. "
             f"+{group}.args.width=64",
         )
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none), for a one-line error about user code."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""

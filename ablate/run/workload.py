@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ablate.checks import ConfigError
+from ablate.checks import ConfigError, first_line
 from ablate.run.data.dataset import Dataset
 from ablate.run.objective import CLASSIFICATION, REGRESSION
 
@@ -73,7 +73,7 @@ def check_model_fits(key: str, model: nn.Module, data: Dataset) -> None:
         with torch.no_grad():
             out = model(x)
     except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        message = first_line(err)
         raise ConfigError(
             f"{key}: the model fails on a batch of inputs of shape {list(x.shape)} ({x.dtype}): "
             f"{type(err).__name__}: {message}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ablate.checks import ConfigError
+from ablate.checks import ConfigError, first_line
 from ablate.run.data.clusters import make_clusters
 from ablate.run.data.config import (
     ClustersConfig,
@@ -47,7 +47,7 @@ def load(cfg: Any) -> Dataset:
         except ConfigError:
             raise
         except Exception as err:
-            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            message = first_line(err)
             raise ConfigError(f"{key} raised {type(err).__name__} while building the data: {message}") from None
         return from_factory(key, result, cfg.task)
     raise TypeError(f"unknown data config {cfg!r}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from ablate.checks import ConfigError
+from ablate.checks import ConfigError, first_line
 from ablate.run.imports import accepted, resolve
 from ablate.run.models.config import CNNConfig, CustomModelConfig, MLPConfig, TransformerConfig
 from ablate.run.models.nets import CNN, Transformer
@@ -99,7 +99,7 @@ def build_model(cfg: Any, spec: DataSpec) -> nn.Module:
     except ConfigError:
         raise
     except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        message = first_line(err)
         raise ConfigError(f"{key} raised {type(err).__name__} while building the model: {message}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{key} returned {type(model).__name__}, not a torch.nn.Module: return the model itself")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ablate.checks import ConfigError
+from ablate.checks import ConfigError, first_line
 from ablate.run.imports import resolve
 from ablate.run.optim.config import AdamConfig, CustomOptimizerConfig, MomentumConfig, RMSpropConfig, SGDConfig
 
@@ -46,7 +46,7 @@ def build_optimizer(cfg: Any, params: Iterable[torch.nn.Parameter], lr: float) -
     try:
         optimizer = cls(params, lr=lr, **args)
     except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        message = first_line(err)
         name = cfg.target if isinstance(cfg, CustomOptimizerConfig) else cls.__name__
         raise ConfigError(
             f"{key} raised {type(err).__name__} when called as {name}(params, lr={lr:g}, **optimizer.args): {message}"

@@ -14,15 +14,21 @@ _TUNED = "peak rate tuned at warmup=0 by sweeps/lr-tuning.yaml (python -m analys
 _EXAMPLES = {"beta1": 0.9, "beta2": 0.999, "alpha": 0.99, "momentum": 0.9}
 
 
-def _check_common(o: Any) -> None:
-    """Checks every optimizer schema shares: its rates, decay coefficients in [0, 1), eps and weight decay."""
-    # lr = optimizer.default_lr x lr_scale unless given: name the input that is wrong before the product
+def _check_rates(o: Any) -> None:
+    """``default_lr`` and ``tuned_lr`` are finite rates > 0: ``lr`` is computed from them unless given, so the
+    input that is wrong is named before the product."""
     for key in ("default_lr", "tuned_lr"):
         value = getattr(o, key)
         check(
             is_finite(value) and value > 0,
             f"optimizer.{key}={value} is not allowed: it must be a finite learning rate > 0; e.g. optimizer.{key}=1e-3",
         )
+
+
+def _check_common(o: Any) -> None:
+    """Checks every built-in optimizer schema shares: its rates, decay coefficients in [0, 1), eps and weight
+    decay."""
+    _check_rates(o)
     for key in ("beta1", "beta2", "alpha", "momentum"):
         if hasattr(o, key):
             value = getattr(o, key)
@@ -145,13 +151,7 @@ class CustomOptimizerConfig:
     def check(self) -> None:
         check_target("optimizer.target", self.target, "torch.optim.Adagrad")
         check_user_part("optimizer", self.name, self.args)
-        for key in ("default_lr", "tuned_lr"):
-            value = getattr(self, key)
-            check(
-                is_finite(value) and value > 0,
-                f"optimizer.{key}={value} is not allowed: it must be a finite learning rate > 0; e.g. "
-                f"optimizer.{key}=1e-3",
-            )
+        _check_rates(self)
         for key in ("lr", "params"):
             check(
                 key not in self.args,
