@@ -29,7 +29,7 @@ from ablate.record.files import DiskFull, atomic_write_text, is_disk_full
 from ablate.record.tracking import CONFIG_FILE, METRICS_FILE, RESULT_FILE, Console, RunRecord, Tracker, Trackers
 from ablate.run.runtime import pick_device, provenance, set_threads
 from ablate.run.schedules import resolve_warmup_steps
-from ablate.run.train import train
+from ablate.run.train import Outcome, train
 from ablate.run.user_code import user_code
 
 DONE = ("completed", "diverged")
@@ -69,6 +69,21 @@ def execute(
     rid = run_id(config)
     if study_dir is None:
         return _execute(config, run_dir, label, overrides, study, rid)
+    claim = claim_run(study_dir, rid, label, study)
+    if isinstance(claim, str):
+        return claim
+    status = "failed"
+    try:
+        claim.start(run_dir)
+        status = _execute(config, run_dir, label, overrides, study, rid)
+        return status
+    finally:
+        claim.release(status, run_dir)
+
+
+def claim_run(study_dir: Path, rid: str, label: str, study: dict[str, Any]) -> Claim | str:
+    """The run's claim, or why this command does not train it (said in one line): ``claimed`` (another process
+    holds it) or ``skipped`` (another command completed or diverged it since this one planned it)."""
     claim = Claim(study_dir, rid)
     if not claim.acquire():
         holder = describe_holder(read_info(study_dir, rid))
@@ -79,13 +94,7 @@ def execute(
         claim.release()
         print(f"[{label}] {done} by another command meanwhile: not run again", file=sys.stderr, flush=True)
         return "skipped"
-    status = "failed"
-    try:
-        claim.start(run_dir)
-        status = _execute(config, run_dir, label, overrides, study, rid)
-        return status
-    finally:
-        claim.release(status, run_dir)
+    return claim
 
 
 def done_meanwhile(previous: dict[str, Any], rid: str, study: dict[str, Any]) -> str | None:
@@ -104,6 +113,18 @@ def done_meanwhile(previous: dict[str, Any], rid: str, study: dict[str, Any]) ->
 
 
 def _execute(config: Config, run_dir: Path, label: str, overrides: list[str], study: dict[str, Any], rid: str) -> str:
+    trackers, info = open_record(config, run_dir, label, overrides, study, rid)
+    tic = time.perf_counter()
+    result: dict[str, Any] = dict(info)
+    with terminate_as_exception():
+        return _train_and_close(config, trackers, info, result, tic)
+
+
+def open_record(
+    config: Config, run_dir: Path, label: str, overrides: list[str], study: dict[str, Any], rid: str, progress: str = ""
+) -> tuple[Trackers, dict[str, Any]]:
+    """Set an earlier record aside, write ``config.yaml``, and return the run's trackers (not yet started) and the
+    start of its ``result.json``. ``progress`` overrides ``tracker.progress`` (a stack prints lines, not bars)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         set_aside_old_record(run_dir)
@@ -121,14 +142,8 @@ def _execute(config: Config, run_dir: Path, label: str, overrides: list[str], st
         "warmup_steps": resolve_warmup_steps(config),
         "started_at": _now(),
     }
-    record = RunRecord(run_dir)
-    trackers = Trackers(
-        [record, *extra_trackers(config, run_dir), Console(config.tracker.progress, config.steps, label)]
-    )
-    tic = time.perf_counter()
-    result: dict[str, Any] = dict(info)
-    with terminate_as_exception():
-        return _train_and_close(config, trackers, info, result, tic)
+    console = Console(progress or config.tracker.progress, config.steps, label)
+    return Trackers([RunRecord(run_dir), *extra_trackers(config, run_dir), console]), info
 
 
 def _train_and_close(
@@ -141,31 +156,45 @@ def _train_and_close(
         if code := user_code(config):  # the user's targets: package version and module file hash
             info["provenance"]["user_code"] = code
         trackers.start(info)
-        outcome = train(config, device, trackers.log)
-        result.update(
-            status=outcome.status,
-            outcome=outcome.outcome,
-            summary={
-                **outcome.summary,
-                "steps_completed": outcome.steps_completed,
-                "diverged_step": outcome.diverged_step,
-                "divergence_reason": outcome.divergence_reason,
-            },
-        )
+        result.update(outcome_fields(train(config, device, trackers.log)))
     except (KeyboardInterrupt, Terminated) as err:  # recorded, then the process goes on ending
-        what = "interrupted (KeyboardInterrupt)" if isinstance(err, KeyboardInterrupt) else str(err)
-        result.update(status="failed", error=what, traceback=traceback.format_exc())
+        result.update(failure_fields(err))
         _close(trackers, result, info, tic)
         raise
     except Exception as err:  # a failed run is recorded, never propagated: the study goes on
-        first = (str(err).strip().splitlines() or [""])[0]
-        result.update(status="failed", error=f"{type(err).__name__}: {first}", traceback=traceback.format_exc())
+        result.update(failure_fields(err))
         _close(trackers, result, info, tic)
         if is_disk_full(err):  # recorded as failed where a byte could still be written; the study stops
             raise DiskFull(getattr(err, "filename", None) or info["run_dir"]) from None
         return str(result["status"])
     _close(trackers, result, info, tic)
     return str(result["status"])
+
+
+def outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    """What a finished training adds to ``result.json``: status, outcome, and the summary with how it ended."""
+    return {
+        "status": outcome.status,
+        "outcome": outcome.outcome,
+        "summary": {
+            **outcome.summary,
+            "steps_completed": outcome.steps_completed,
+            "diverged_step": outcome.diverged_step,
+            "divergence_reason": outcome.divergence_reason,
+        },
+    }
+
+
+def failure_fields(err: BaseException) -> dict[str, Any]:
+    """What an exception adds to ``result.json``: status ``failed``, the error's first line and the traceback."""
+    if isinstance(err, KeyboardInterrupt):
+        what = "interrupted (KeyboardInterrupt)"
+    elif isinstance(err, Terminated):
+        what = str(err)
+    else:
+        what = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+    tb = "".join(traceback.format_exception(err))
+    return {"status": "failed", "error": what, "traceback": tb}
 
 
 class Terminated(BaseException):

@@ -69,10 +69,12 @@ class Parts:
         return optimizer_params(self.optimizer)
 
 
-def build(config: Config, device: torch.device) -> Parts:
+def build(config: Config, device: torch.device, dataset: Dataset | None = None) -> Parts:
+    """The run's parts. ``dataset``: the data config's dataset when the caller has it already (a stack builds it
+    once for its members; built-in datasets depend on ``data.seed`` only, never on the run's seed)."""
     seed_everything(config.seed)
     k = config.skew
-    dataset = build_dataset(config.data, device)
+    dataset = build_dataset(config.data, device) if dataset is None else dataset
     skewed = apply_skew(dataset, k.name, k.group, k.cue_strength, k.cue_after, config.seed)
     data, held_out = skewed.data, skewed.held_out
     torch.manual_seed(derive_seed(config.seed, "init"))
@@ -125,6 +127,16 @@ def evaluate(model: nn.Module, held_out: HeldOut, obj: Objective = CLASSIFY) -> 
     """
     model.eval()
     output = model(held_out.x)
+    flipped = model(held_out.cue_flipped_x) if held_out.cue_flipped_x is not None else None
+    model.train()
+    return held_out_metrics(output, flipped, held_out, obj)
+
+
+def held_out_metrics(
+    output: torch.Tensor, flipped: torch.Tensor | None, held_out: HeldOut, obj: Objective
+) -> dict[str, float]:
+    """``evaluate``'s metrics from the model's ``output`` on the held-out split (and ``flipped``, its output on the
+    early group with the cue on a wrong label); the stacked loop computes them per member from the same code."""
     loss = obj.per_example_loss(output, held_out.y)
     correct = obj.per_example_correct(output, held_out.y)
     early, rest = held_out.early, ~held_out.early
@@ -133,13 +145,11 @@ def evaluate(model: nn.Module, held_out: HeldOut, obj: Objective = CLASSIFY) -> 
     if correct is not None:
         names += [M.EVAL_ACC, M.EVAL_EARLY_ACC, M.EVAL_REST_ACC]
         values += [correct.mean(), correct[early].mean(), correct[rest].mean()]
-    if held_out.cue_flipped_x is not None and held_out.cue_flipped_y is not None:
-        flipped = model(held_out.cue_flipped_x)
+    if flipped is not None and held_out.cue_flipped_y is not None:
         flipped_acc = obj.accuracy(flipped, held_out.cue_flipped_y)
         assert flipped_acc is not None  # the cue exists for classification only
         names += [M.EVAL_CUE_FLIPPED_LOSS, M.EVAL_CUE_FLIPPED_ACC]
         values += [obj.loss(flipped, held_out.cue_flipped_y), flipped_acc]
-    model.train()
     return dict(zip(names, torch.stack(values).tolist(), strict=True))
 
 

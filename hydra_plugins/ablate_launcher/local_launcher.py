@@ -30,12 +30,13 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from ablate.record.files import DiskFull
 from ablate.record.runner import Terminated
 from ablate.study.devices import DeviceAllocator, visible_gpus
 from ablate.study.job import JOB_DISK_FULL, JOB_INTERRUPTED, JOB_TERMINATED
+from ablate.study.stacks import check_stack_size, plan_stacks, sweep_configs
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class LocalLauncherConf:
     gpus: Any = "auto"  # auto (every GPU CUDA sees), none (CPU workers), or a list of GPU ids
     jobs_per_gpu: int = 1  # > 1 shares each GPU between that many jobs, on purpose
     lock_dir: str = ""  # GPU lock files; empty: a per-user directory in the system's temp dir
+    stack_size: int = 1  # > 1: each job process trains a stack of up to this many compatible runs (ablate.run.stacked)
 
 
 # Hydra imports every module under hydra_plugins/ when it starts; that is when this config is registered.
@@ -61,8 +63,11 @@ ConfigStore.instance().store(group="hydra/launcher", name="ablate_local", node=L
 
 
 class LocalLauncher(Launcher):
-    def __init__(self, n_jobs: int = 0, gpus: Any = "auto", jobs_per_gpu: int = 1, lock_dir: str = "") -> None:
+    def __init__(
+        self, n_jobs: int = 0, gpus: Any = "auto", jobs_per_gpu: int = 1, lock_dir: str = "", stack_size: int = 1
+    ) -> None:
         self.n_jobs = n_jobs
+        self.stack_size = check_stack_size(stack_size)
         self.gpus = gpus
         self.jobs_per_gpu = jobs_per_gpu
         self.lock_dir = Path(lock_dir) if lock_dir else None
@@ -82,68 +87,76 @@ class LocalLauncher(Launcher):
         gpus = visible_gpus(self.gpus if not isinstance(self.gpus, list | tuple) else list(self.gpus))
         slots = len(gpus) * self.jobs_per_gpu
         threads = int(self.config.get("cpu_threads", 1))
+        configs = sweep_configs(self.hydra_context, self.config, job_overrides, initial_job_idx)
+        units = plan_stacks(configs, self.stack_size) if self.stack_size > 1 else [[i] for i in range(len(configs))]
         n_jobs = self.n_jobs or slots or max(1, (os.cpu_count() or 1) // threads)
         allocator = DeviceAllocator(gpus, self.jobs_per_gpu, self.lock_dir) if gpus else None
         where = f"{len(gpus)} GPU(s) {','.join(gpus)}" if gpus else f"CPU, cpu_threads={threads} each"
-        log.info(f"Launching {len(job_overrides)} jobs on {n_jobs} local worker(s), {where}")
+        what = f"{len(units)} stacks of {len(configs)} runs" if len(units) < len(configs) else f"{len(units)} jobs"
+        log.info(f"Launching {what} on {n_jobs} local worker(s), {where}")
         self._stop: BaseException | None = None
+        returns: list[JobReturn | None] = [None] * len(configs)
         with tempfile.TemporaryDirectory(prefix="ablate-jobs-") as tmp:
             pool = ThreadPoolExecutor(n_jobs)
             try:
                 futures = [
-                    pool.submit(self._run, initial_job_idx + i, list(overrides), Path(tmp), allocator, threads)
-                    for i, overrides in enumerate(job_overrides)
+                    pool.submit(self._run, unit, [configs[i] for i in unit], Path(tmp), allocator, threads)
+                    for unit in units
                 ]
-                returns = [f.result() for f in futures]
+                for unit, future in zip(units, futures, strict=True):
+                    for i, ret in zip(unit, future.result(), strict=True):
+                        returns[i] = ret
             except BaseException:  # Ctrl-C here: jobs not started are cancelled, running ones record and end
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
             pool.shutdown(wait=True)
         if self._stop is not None:  # a job stopped the study (SIGTERM, a full disk): so does the launcher
             raise self._stop
-        return returns
+        return returns  # type: ignore[return-value]
 
     def _run(
-        self, idx: int, overrides: list[str], tmp: Path, allocator: DeviceAllocator | None, threads: int
-    ) -> JobReturn:
-        assert self.config is not None and self.hydra_context is not None
+        self, unit: list[int], configs: list[DictConfig], tmp: Path, allocator: DeviceAllocator | None, threads: int
+    ) -> list[JobReturn]:
+        """One job process: one run, or one stack of runs; a JobReturn per run."""
+        assert self.hydra_context is not None and self.config is not None
+        rets = [JobReturn(overrides=list(c.hydra.overrides.task), cfg=c, hydra_cfg=c) for c in configs]
         if self._stop is not None:  # the study is stopping: start nothing new
-            ret = JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=self._stop)
-            return ret
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = idx
-            sweep_config.hydra.job.num = idx
+            for ret in rets:
+                ret.status, ret.return_value = JobStatus.FAILED, self._stop
+            return rets
+        idx = int(configs[0].hydra.job.num)
         spec = tmp / f"job{idx}.pkl"
         spec.write_bytes(
             cloudpickle.dumps(
                 {
                     "hydra_context": self.hydra_context,
-                    "task_function": self.task_function,
-                    "sweep_config": sweep_config,
+                    "sweep_configs": configs,
                     "singleton_state": Singleton.get_state(),
                 }
             )
         )
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        ret = JobReturn(overrides=overrides, cfg=sweep_config, hydra_cfg=sweep_config)
+        label = " ".join(filter_overrides(rets[0].overrides or []))
+        label += f" (stack of {len(configs)} runs)" if len(configs) > 1 else ""
         if allocator is None:
-            done = self._start(idx, overrides, spec, env)
+            done = self._start(idx, label, spec, env)
         else:
             with allocator.acquire() as gpu:
-                done = self._start(idx, overrides, spec, {**env, "CUDA_VISIBLE_DEVICES": gpu}, f" on GPU {gpu}")
+                done = self._start(idx, label, spec, {**env, "CUDA_VISIBLE_DEVICES": gpu}, f" on GPU {gpu}")
         result = tmp / f"job{idx}.pkl.out"
         stop = STOP_CODES.get(done.returncode)
         if stop is not None and self._stop is None:
             self._stop = stop(Path(str(self.config.hydra.sweep.dir)))
-        if done.returncode == 0 and result.exists():
-            ret.status, ret.return_value = JobStatus.COMPLETED, pickle.loads(result.read_bytes())
-        else:
-            ret.status = JobStatus.FAILED
-            ret.return_value = RuntimeError(f"job process exited with status {done.returncode}")
-        return ret
+        values = pickle.loads(result.read_bytes()) if result.exists() else None
+        for n, ret in enumerate(rets):
+            if values is not None and values[n][0]:
+                ret.status, ret.return_value = JobStatus.COMPLETED, values[n][1]
+            else:
+                why = values[n][1] if values is not None else f"job process exited with status {done.returncode}"
+                ret.status, ret.return_value = JobStatus.FAILED, RuntimeError(why)
+        return rets
 
     @staticmethod
-    def _start(idx: int, overrides: list[str], spec: Path, env: dict[str, str], where: str = "") -> Any:
-        log.info(f"\t#{idx}{where} : {' '.join(filter_overrides(overrides))}")
+    def _start(idx: int, label: str, spec: Path, env: dict[str, str], where: str = "") -> Any:
+        log.info(f"\t#{idx}{where} : {label}")
         return subprocess.run([sys.executable, "-m", "ablate.study.job", str(spec)], env=env, check=False)

@@ -11,6 +11,9 @@ Inside a job, SIGUSR2 (submitit's warning before the time limit, which SLURM may
 warns, from the moment the job calls into Hydra: left to submitit, it ends a job at once, even one just starting,
 and nothing is recorded. The run records SIGTERM (SLURM's signal at cancel, time limit and pre-emption) as ``failed``
 before SLURM's SIGKILL; the next run of the same command resumes the study.
+
+``stack_size > 1`` submits one SLURM array task per stack of compatible runs (``ablate.study.stacks``) instead of
+one per run; a stack that SLURM ends is reported per member, and its members are resumable as any killed run.
 """
 
 # no `from __future__ import annotations`: Hydra's plugin scanner runs this module before it is in
@@ -18,24 +21,41 @@ before SLURM's SIGKILL; the next run of the same command resumes the study.
 import logging
 import signal
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as HydraSlurmLauncher
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
+
+from ablate.study.stacks import check_stack_size, plan_stacks, run_stack, sweep_configs
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class AblateSlurmConf(SlurmQueueConf):
+    _target_: str = "hydra_plugins.ablate_launcher.slurm_launcher.SlurmLauncher"
+    stack_size: int = 1  # > 1: one SLURM array task per stack of up to this many compatible runs
+
+
+# Hydra imports every module under hydra_plugins/ when it starts; that is when this config is registered.
+ConfigStore.instance().store(group="hydra/launcher", name="ablate_slurm", node=AblateSlurmConf, provider="ablate")
+
+
 class SlurmLauncher(HydraSlurmLauncher):
-    def submit_jobs(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-        """Submit one SLURM array task per job, exactly as Hydra's launcher does; return submitit's jobs."""
+    def __init__(self, **params: Any) -> None:
+        self.stack_size = check_stack_size(params.pop("stack_size", 1))
+        super().__init__(**params)
+
+    def _executor(self) -> Any:
+        """submitit's executor with this launcher's parameters, as Hydra's launcher sets it up."""
         import submitit
 
-        assert self.config is not None
         init_keys = {"submitit_folder", "max_num_timeout"}
         executor = submitit.AutoExecutor(
             cluster=self._EXECUTOR,
@@ -46,6 +66,12 @@ class SlurmLauncher(HydraSlurmLauncher):
         executor.update_parameters(
             **{k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in self.params.items() if k not in init_keys}
         )
+        return executor
+
+    def submit_jobs(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        """Submit one SLURM array task per job, exactly as Hydra's launcher does; return submitit's jobs."""
+        assert self.config is not None
+        executor = self._executor()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(f"Submitting {len(job_overrides)} jobs to SLURM; study: {sweep_dir}")
@@ -62,7 +88,46 @@ class SlurmLauncher(HydraSlurmLauncher):
         signal.signal(signal.SIGUSR2, time_limit_near)
         return super().__call__(*args, **kwargs)
 
+    def submit_stacks(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> tuple[list[Any], list]:
+        """Group the jobs into stacks and submit one SLURM array task per stack; submitit's jobs and the stacks."""
+        assert self.config is not None and self.hydra_context is not None
+        setup_globals()
+        configs = sweep_configs(self.hydra_context, self.config, job_overrides, initial_job_idx)
+        stacks = plan_stacks(configs, self.stack_size)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info(f"Submitting {len(stacks)} stacks of {len(configs)} runs to SLURM; study: {sweep_dir}")
+        params = []
+        for stack in stacks:
+            first = initial_job_idx + stack[0]
+            log.info(f"\t#{first} : {' '.join(filter_overrides(job_overrides[stack[0]]))} ({len(stack)} runs)")
+            members = [list(job_overrides[i]) for i in stack]
+            params.append((members, [initial_job_idx + i for i in stack], Singleton.get_state()))
+        jobs = list(self._executor().map_array(self.run_stack_task, *zip(*params, strict=True)))
+        return jobs, stacks
+
+    def run_stack_task(self, member_overrides: list[list[str]], job_nums: list[int], singleton_state: Any) -> list:
+        """Inside the SLURM job: compose each member's config as Hydra's launcher would, then train the stack."""
+        import submitit
+
+        from ablate.record.runner import time_limit_near
+
+        assert self.hydra_context is not None and self.config is not None
+        signal.signal(signal.SIGUSR2, time_limit_near)
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        configs = []
+        for overrides, num in zip(member_overrides, job_nums, strict=True):
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            with open_dict(sweep_config.hydra.job) as job:
+                job.id = submitit.JobEnvironment().job_id
+                job.num = num
+            configs.append(sweep_config)
+        return run_stack(self.hydra_context, configs)
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        if self.stack_size > 1:
+            return self.launch_stacks(job_overrides, initial_job_idx)
         jobs = self.submit_jobs(job_overrides, initial_job_idx)
         log.info(f"SLURM job ids: {', '.join(str(j.job_id) for j in jobs)}")
         returns = []
@@ -77,6 +142,25 @@ class SlurmLauncher(HydraSlurmLauncher):
                 )
                 returns.append(ret)
         return returns
+
+
+    def launch_stacks(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Like ``launch``, one SLURM job per stack: a stack SLURM ended fails each of its members."""
+        jobs, stacks = self.submit_stacks(job_overrides, initial_job_idx)
+        log.info(f"SLURM job ids: {', '.join(str(j.job_id) for j in jobs)}")
+        returns: list[JobReturn | None] = [None] * len(job_overrides)
+        for job, stack in zip(jobs, stacks, strict=True):
+            try:
+                for i, ret in zip(stack, job.results()[0], strict=True):
+                    returns[i] = ret
+            except Exception as err:  # cancelled, timed out, pre-empted, node failure: this stack only
+                state = job.state if hasattr(job, "state") else "unknown"
+                why = f"SLURM job {job.job_id} ended as {state}: {_first_line(err)}{_log_tail(job)}"
+                for i in stack:
+                    returns[i] = JobReturn(
+                        overrides=list(job_overrides[i]), status=JobStatus.FAILED, _return_value=RuntimeError(why)
+                    )
+        return returns  # type: ignore[return-value]
 
 
 def _log_tail(job: Any) -> str:
