@@ -149,6 +149,7 @@ class WandbTracker:
             },
             dir=str(self.run_dir),
             mode=mode,
+            reinit="create_new",  # a stack keeps one W&B run open per member in one process
             settings=wandb.Settings(
                 init_timeout=cfg.init_timeout_s,
                 console="off",
