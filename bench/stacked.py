@@ -133,7 +133,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"{device}, {args.threads} thread(s), {args.steps} steps per member, torch {torch.__version__}")
-    print(f"{'M':>3} {'solo steps/s':>13} {'stacked member-steps/s':>23} {'ratio':>6} {'ceiling':>9} {'of ceiling':>10}")
+    print(
+        f"{'M':>3} {'solo steps/s':>13} {'stacked member-steps/s':>23} {'ratio':>6} {'ceiling':>9} {'of ceiling':>10}"
+    )
     for m in args.members:
         configs = member_configs(m, args.steps, args.device, args.threads)
         solo, stacked, ceiling = [], [], []

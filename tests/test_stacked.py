@@ -38,7 +38,11 @@ OPTIMIZERS = {
     ),
     "adamw": (
         "optimizer=adamw",
-        ["lr=1e-3 warmup=0 seed=0", "lr=1.5e-3 warmup=50 seed=1 optimizer.weight_decay=0.1", "lr=1e-3 warmup=10 seed=2"],
+        [
+            "lr=1e-3 warmup=0 seed=0",
+            "lr=1.5e-3 warmup=50 seed=1 optimizer.weight_decay=0.1",
+            "lr=1e-3 warmup=10 seed=2",
+        ],
     ),
     "radam": (
         "optimizer=radam",

@@ -80,7 +80,10 @@ def test_a_stacked_study_writes_the_records_of_the_same_solo_study(tmp_path: Pat
         rtol = RTOL if result["status"] == "completed" else DIVERGING_RTOL
         for key, value in solo_result["summary"].items():
             assert close(result["summary"][key], value, rtol), (run, key)
-        assert result["provenance"]["stacked"] == {"members": 8, "position": result["provenance"]["stacked"]["position"]}
+        assert result["provenance"]["stacked"] == {
+            "members": 8,
+            "position": result["provenance"]["stacked"]["position"],
+        }
         assert "stacked" not in solo_result["provenance"]
         solo_lines, lines = metric_lines(a / run), metric_lines(b / run)
         assert [sorted(line) for line in lines] == [sorted(line) for line in solo_lines]
@@ -153,5 +156,8 @@ def test_a_killed_stack_leaves_its_members_resumable(tmp_path: Path) -> None:
 
 def test_stack_size_must_be_a_positive_integer(tmp_path: Path) -> None:
     done = run_ablate("-m", STACKED, "hydra.launcher.stack_size=0", "seed=0,1", "steps=5", *FAST, cwd=tmp_path)
-    assert done.returncode != 0
-    assert "hydra.launcher.stack_size=0 is not allowed: it must be an integer >= 1" in done.stderr
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: hydra.launcher.stack_size=0 is not allowed: it must be an integer >= 1 (members per stack; 1 trains "
+        "every run alone), e.g. hydra.launcher.stack_size=64"
+    ]

@@ -188,6 +188,12 @@ def precheck_overrides(args: list[str]) -> None:
         if key.startswith("hydra/"):
             check_hydra_group(o)
             continue
+        if key == "hydra.launcher.stack_size":
+            from ablate.study.stacks import check_stack_size
+
+            for size in _raw_values(o):
+                check_stack_size(size)  # type: ignore[arg-type]
+            continue
         if key in GROUPS or key == "sweep" or o.is_hydra_override():
             continue
         if o.is_add() and (CONF_DIR / key).is_dir():

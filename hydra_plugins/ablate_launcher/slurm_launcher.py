@@ -119,9 +119,9 @@ class SlurmLauncher(HydraSlurmLauncher):
         configs = []
         for overrides, num in zip(member_overrides, job_nums, strict=True):
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-            with open_dict(sweep_config.hydra.job) as job:
-                job.id = submitit.JobEnvironment().job_id
-                job.num = num
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = submitit.JobEnvironment().job_id
+                sweep_config.hydra.job.num = num
             configs.append(sweep_config)
         return run_stack(self.hydra_context, configs)
 
@@ -142,7 +142,6 @@ class SlurmLauncher(HydraSlurmLauncher):
                 )
                 returns.append(ret)
         return returns
-
 
     def launch_stacks(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Like ``launch``, one SLURM job per stack: a stack SLURM ended fails each of its members."""

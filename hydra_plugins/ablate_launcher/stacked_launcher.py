@@ -63,4 +63,3 @@ class StackedLauncher(Launcher):
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         assert all(r is not None for r in returns)
         return returns  # type: ignore[return-value]
-

@@ -53,9 +53,7 @@ def solo_reason(config: Any) -> str | None:
     if probes:
         return f"probes on ({', '.join(f'probes.{key}' for key in probes)}): probes measure one model at a time"
     if config.optimizer.name not in STACKABLE_OPTIMIZERS or hasattr(config.optimizer, "target"):
-        return (
-            f"optimizer={config.optimizer.name} has no stacked version (stacked: {', '.join(STACKABLE_OPTIMIZERS)})"
-        )
+        return f"optimizer={config.optimizer.name} has no stacked version (stacked: {', '.join(STACKABLE_OPTIMIZERS)})"
     if getattr(config.model, "dropout", 0.0):
         return f"model.dropout={config.model.dropout}: a stack cannot draw the solo run's dropout masks"
     return None

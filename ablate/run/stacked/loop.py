@@ -46,8 +46,15 @@ OnDone = Callable[[int, "Outcome | Exception"], None]
 """Called once per member, with its index and how it ended (an exception: it failed to build)."""
 
 
-def train_stack(configs: list[Config], device: torch.device, logs: list[LogFn], on_done: OnDone) -> None:
-    """Build every member (a member that fails to build ends at once, the others go on) and train the stack."""
+def train_stack(
+    configs: list[Config],
+    device: torch.device,
+    logs: list[LogFn],
+    on_done: OnDone,
+    on_built: Callable[[], None] = lambda: None,
+) -> None:
+    """Build every member (a member that fails to build ends at once, the others go on) and train the stack;
+    ``on_built`` is called once the members are built, before the first ``log``."""
     datasets: dict[str, Dataset] = {}
     built: dict[int, Parts] = {}
     for i, config in enumerate(configs):
@@ -55,6 +62,7 @@ def train_stack(configs: list[Config], device: torch.device, logs: list[LogFn], 
             built[i] = build(config, device, shared_dataset(config, device, datasets))
         except Exception as err:
             on_done(i, err)
+    on_built()
     if not built:
         return
     members = sorted(built)
@@ -64,8 +72,12 @@ def train_stack(configs: list[Config], device: torch.device, logs: list[LogFn], 
         for i in members:
             on_done(i, run_loop(configs[i], built[i], logs[i]))
         return
-    run_stack([configs[i] for i in members], [built[i] for i in members], [logs[i] for i in members],
-              lambda j, outcome: on_done(members[j], outcome))
+    run_stack(
+        [configs[i] for i in members],
+        [built[i] for i in members],
+        [logs[i] for i in members],
+        lambda j, outcome: on_done(members[j], outcome),
+    )
 
 
 def shared_dataset(config: Config, device: torch.device, datasets: dict[str, Dataset]) -> Dataset | None:
@@ -232,6 +244,4 @@ def evaluate_stack(model: StackedModel, members: list[Parts]) -> list[dict[str, 
         assert x is not None
         flipped[j] = model.forward_member(j, x)
     model.train(True)
-    return [
-        held_out_metrics(output[j], flipped[j], p.held_out, p.objective) for j, p in enumerate(members)
-    ]
+    return [held_out_metrics(output[j], flipped[j], p.held_out, p.objective) for j, p in enumerate(members)]
