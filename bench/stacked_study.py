@@ -77,7 +77,8 @@ def main() -> None:
     med = {name: statistics.median(values) for name, values in seconds.items()}
     runs = 4 * args.seeds
     print(f"{runs} runs x {args.steps} steps on {args.device}, W&B offline; medians of {args.repeats}")
-    print(f"sequential {med['sequential']:.1f} s, stacked {med['stacked']:.1f} s: {med['sequential'] / med['stacked']:.2f}x")
+    ratio = med["sequential"] / med["stacked"]
+    print(f"sequential {med['sequential']:.1f} s, stacked {med['stacked']:.1f} s: {ratio:.2f}x")
     share = (med["stacked"] - med["stacked, no W&B"]) / med["stacked"]
     print(f"stacked without W&B {med['stacked, no W&B']:.1f} s: W&B share of the stacked study {share:.1%}")
 

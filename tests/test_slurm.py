@@ -93,6 +93,20 @@ def test_study_runs_through_slurm(steps_per_s: float) -> None:
     assert steps_per_s > 0
 
 
+def test_a_stacked_study_submits_one_job_per_stack(tmp_path: Path) -> None:
+    """``stack_size=3``: 6 compatible runs make 2 stacks, so 2 SLURM jobs; each member writes its own record."""
+    args = ("-m", "seed=0,1,2", "warmup=0,10", "steps=100", *RUN, *SLURM, "hydra.launcher.stack_size=3", "study=st")
+    code, out = finish(ablate(*args, cwd=tmp_path), 300)
+    assert code == 0, out
+    assert "stacks: 6 runs in 2 stack(s) (2 x 3 members)" in out
+    study = tmp_path / "outputs/studies/st"
+    records = [result(study / f"seed={s},warmup={w}") for s in (0, 1, 2) for w in (0, 10)]
+    assert all(r["status"] == "completed" for r in records)
+    assert all(r["provenance"]["stacked"]["members"] == 3 for r in records)
+    assert len({r["provenance"]["slurm_job_id"] for r in records}) == 2  # one SLURM job per stack
+    assert "study: 6 runs (6 ran now, 0 recorded before): 6 completed" in out
+
+
 def test_scancel_is_recorded_and_completed_by_a_resume(tmp_path: Path, steps_per_s: float) -> None:
     steps = int(steps_per_s * 20)  # > 20 s of training: cancelled a few seconds in
     args = ("-m", f"steps=100,{steps}", *RUN, *SLURM, "study=cancel")

@@ -17,7 +17,16 @@ def run_study(name: str) -> float | None:
     """``python -m ablate -m +sweep=<name>`` (resuming); its wall time in seconds, None if nothing had to run."""
     tic = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "ablate", "-m", f"+sweep={name}", "tracker=local", "tracker.progress=off"],
+        [
+            sys.executable,
+            "-m",
+            "ablate",
+            "-m",
+            f"+sweep={name}",
+            "hydra/launcher=stacked",
+            "tracker=local",
+            "tracker.progress=off",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
