@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # On a machine with CUDA GPUs: run a small study through hydra/launcher=local and check that every run ran on
-# CUDA, on the GPU the launcher handed it, and that runs sharing a GPU never overlapped in time.
+# CUDA, on the GPU the launcher handed it, and that runs sharing a GPU never overlapped in time. Then the two
+# stacked-training measurements on CUDA (docs/stacking.md; target >= 50x the sequential loop for the default MLP):
+# the loop's member-steps/s against the solo loop (bench/stacked.py) and a 64-run study end to end
+# (bench/stacked_study.py). STACKED=0 skips them.
 #   bash bench/gpu_check.sh [n_runs]     (prints each run's GPU and a verdict; exit 1 if a check fails)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +38,7 @@ for gpu, s in spans.items():  # timestamps have 1 s resolution: overlaps shorter
 print("gpu check:", "PASSED" if ok else "FAILED")
 sys.exit(0 if ok else 1)
 PY
+if [ "${STACKED:-1}" != 0 ]; then
+  python3 bench/stacked.py --device cuda --steps 1000 --repeats 1 --members 1 16 64 256
+  python3 bench/stacked_study.py --device cuda --steps 1000 --seeds 16
+fi
