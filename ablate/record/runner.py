@@ -159,15 +159,15 @@ def _train_and_close(
         result.update(outcome_fields(train(config, device, trackers.log)))
     except (KeyboardInterrupt, Terminated) as err:  # recorded, then the process goes on ending
         result.update(failure_fields(err))
-        _close(trackers, result, info, tic)
+        close_record(trackers, result, info, tic)
         raise
     except Exception as err:  # a failed run is recorded, never propagated: the study goes on
         result.update(failure_fields(err))
-        _close(trackers, result, info, tic)
+        close_record(trackers, result, info, tic)
         if is_disk_full(err):  # recorded as failed where a byte could still be written; the study stops
             raise DiskFull(getattr(err, "filename", None) or info["run_dir"]) from None
         return str(result["status"])
-    _close(trackers, result, info, tic)
+    close_record(trackers, result, info, tic)
     return str(result["status"])
 
 
@@ -236,7 +236,7 @@ def extra_trackers(config: Config, run_dir: Path) -> list[Tracker]:
     return []
 
 
-def _close(trackers: Trackers, result: dict[str, Any], info: dict[str, Any], tic: float) -> None:
+def close_record(trackers: Trackers, result: dict[str, Any], info: dict[str, Any], tic: float) -> None:
     result.setdefault("summary", {"steps_completed": trackers.updates_logged})
     result.update(provenance=info.get("provenance"), ended_at=_now(), wall_time_s=time.perf_counter() - tic)
     for tracker in trackers.trackers:  # the run record first; a tracker failing at the end costs nothing else

@@ -24,8 +24,8 @@ from ablate.record.claims import Claim
 from ablate.record.files import DiskFull, is_disk_full
 from ablate.record.runner import (
     Terminated,
-    _close,
     claim_run,
+    close_record,
     failure_fields,
     open_record,
     outcome_fields,
@@ -162,7 +162,7 @@ def _finish(member: OpenMember, fields: dict[str, Any]) -> None:
     except Exception:  # a tracker failed to start: its record still closes, with the run's own status
         pass
     result = {**member.info, **fields}
-    _close(member.trackers, result, member.info, member.started_s)
+    close_record(member.trackers, result, member.info, member.started_s)
     member.status = str(result["status"])
 
 
@@ -171,7 +171,7 @@ def _fail_open(members: list[OpenMember], err: BaseException, closing: list[Futu
     for future in closing:
         try:
             future.result()
-        except Exception:  # _close warns about a tracker that fails; anything else must not stop the others
+        except Exception:  # close_record warns about a tracker that fails; anything else must not stop the others
             pass
     fields = failure_fields(err)
     for member in members:

@@ -62,9 +62,15 @@ def solo_reason(config: Any) -> str | None:
 def stack_key(config: Any) -> str:
     """What members of one stack share (module docstring), as a canonical string: equal keys may stack."""
     shared = {key: _plain(getattr(config, key)) for key in SHARED}
-    optimizer = config.optimizer
-    shared["optimizer"] = [optimizer.name] + [bool(getattr(optimizer, key, False)) for key in OPTIMIZER_SWITCHES]
+    shared["optimizer"] = list(optimizer_key(config.optimizer))
     return json.dumps(shared, sort_keys=True, default=str)
+
+
+def optimizer_key(cfg: Any) -> tuple[str, bool, bool, bool]:
+    """What the members of one stack share of their optimizer: ``(name, nesterov, amsgrad, centered)``, a switch
+    False where the config has none. Everything else (rates, betas, eps, momentum, weight decay) may differ."""
+    nesterov, amsgrad, centered = (bool(getattr(cfg, key, False)) for key in OPTIMIZER_SWITCHES)
+    return str(cfg.name), nesterov, amsgrad, centered
 
 
 def _plain(value: Any) -> Any:

@@ -26,8 +26,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-STACKABLE = ("sgd", "momentum", "adam", "adamw", "radam", "rmsprop")
+from ablate.run.stacked.compat import STACKABLE_OPTIMIZERS, optimizer_key
+
+STACKABLE = STACKABLE_OPTIMIZERS
 """Optimizer kinds (``optimizer.name``) with a stacked version."""
+stack_key = optimizer_key  # what members must share (ablate.run.stacked.compat)
 
 _HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
     "sgd": ("weight_decay",),
@@ -38,13 +41,6 @@ _HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
     "rmsprop": ("alpha", "eps", "momentum", "weight_decay"),
 }
 """Kind -> the config fields that may differ between the members of one stack."""
-
-
-def stack_key(cfg: Any) -> tuple[str, bool, bool, bool]:
-    """What the members of one stack must share: ``(name, nesterov, amsgrad, centered)``, a flag False where the
-    config has none. Everything else (rates, betas, eps, momentum, weight decay, ...) may differ per member."""
-    nesterov, amsgrad, centered = (bool(getattr(cfg, key, False)) for key in ("nesterov", "amsgrad", "centered"))
-    return str(cfg.name), nesterov, amsgrad, centered
 
 
 class _Columns:
