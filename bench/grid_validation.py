@@ -46,7 +46,7 @@ from ablate.config import (  # noqa: E402
     run_id,
     validate,
 )
-from ablate.study.grid import _Grid, grid_run_ids, grid_size  # noqa: E402
+from ablate.study.grid import Grid, grid_run_ids, grid_size  # noqa: E402
 
 LRS = ("0.0003", "0.001", "0.003", "0.01", "0.03", "0.1", "0.3", "1.0", "3.0")
 WARMUPS = ("0", "50", "100", "200")
@@ -110,7 +110,7 @@ def fast_only(n_points: int) -> None:
 def parts() -> None:
     """The remaining per-point costs on the default config (best of 3 x 300 calls each)."""
     loader, cfg, _, _ = multirun(grid_overrides(100))
-    grid = _Grid(loader, cfg)
+    grid = Grid(loader, cfg)
     base, _ = grid.base(())
     job = ["lr=0.01", "warmup=100", "seed=7"]
     values = [grid.parse(line)[0] for line in job]

@@ -24,14 +24,15 @@ from ablate.checks import ConfigError
 from ablate.config import CONF_DIR, register_configs
 from ablate.study.grid import (
     LARGE_GRID,
+    Grid,
     GridConfigError,
-    _Grid,
     confirm_large_grid,
     grid_run_ids,
     grid_size,
     large_grid_message,
     progress_message,
 )
+from ablate.study.sweep_compose import SweepComposer
 
 
 @dataclass
@@ -170,7 +171,7 @@ def test_points_setting_different_keys_each_get_their_own_config(multirun: Any) 
 
 def test_the_cached_config_is_left_as_composed(multirun: Any) -> None:
     m = multirun("lr=0.1,0.2")
-    grid = _Grid(m.loader, m.config)
+    grid = Grid(m.loader, m.config)
     base, _ = grid.base(())
     before = OmegaConf.to_yaml(base)  # unresolved: interpolations such as lr's stay text
     nodes = {key: base._get_node(key) for key in base}
@@ -328,3 +329,60 @@ def test_a_large_grid_on_a_terminal_asks(answer: str, go_on: bool) -> None:
     stdin, stderr = Terminal(answer), io.StringIO()
     assert confirm_large_grid(2000, False, stdin, stderr) is go_on
     assert stderr.getvalue() == "study of 2000 runs; continue? [y/N] "
+
+
+# ------------------------------------------------------------------------- the launchers' full configs
+SWEEP_GRIDS = {
+    **GRIDS,
+    "delete and add": ("lr=0.1,0.2", "~probes", "+extra=1,2"),
+    "launcher overrides": ("hydra/launcher=stacked", "hydra.launcher.stack_size=3", "seed=range(3)", "lr=0.1"),
+    "excluded from the dirname": ("seed=0,1", "hydra.job.config.override_dirname.exclude_keys=[seed]", "lr=0.3"),
+}
+
+
+@pytest.mark.parametrize("name", SWEEP_GRIDS)
+def test_the_launchers_sweep_configs_equal_hydras_with_one_composition_per_group_combination(
+    name: str, multirun: Any
+) -> None:
+    m = multirun(*SWEEP_GRIDS[name])
+    composer = SweepComposer(m.loader, m.config)
+    for job in m.jobs:
+        fast = composer.compose(job)
+        slow = m.loader.load_sweep_config(master_config=m.config, sweep_overrides=list(job))
+        assert OmegaConf.to_yaml(fast) == OmegaConf.to_yaml(slow), job
+        assert OmegaConf.is_struct(fast) and OmegaConf.get_cache(fast) == OmegaConf.get_cache(slow)
+        assert fast.hydra.job.override_dirname == slow.hydra.job.override_dirname
+    assert composer.compositions == len(group_combinations(m.jobs))
+
+
+def test_sweep_configs_of_ragged_points_and_hydra_overrides_equal_hydras(multirun: Any) -> None:
+    m = multirun("lr=0.1,0.2")
+    composer = SweepComposer(m.loader, m.config)
+    jobs = [*RAGGED, ["hydra.job.name=x", "lr=0.2"], ["lr=0.5"]]
+    for job in jobs:
+        slow = m.loader.load_sweep_config(master_config=m.config, sweep_overrides=list(job))
+        assert OmegaConf.to_yaml(composer.compose(job)) == OmegaConf.to_yaml(slow), job
+    cached = composer.bases[()]
+    assert "lr" not in cached.hydra.overrides.task and cached.hydra.overrides.task == []  # left as composed
+
+
+def test_a_job_hydra_cannot_compose_raises_hydras_error(multirun: Any) -> None:
+    m = multirun("lr=0.1,0.2")
+    composer = SweepComposer(m.loader, m.config)
+    for job in (["lr=[1"], ["nosuchkey=1"], ["optimizer=nosuch"]):
+        with pytest.raises(HydraException) as fast:
+            composer.compose(job)
+        with pytest.raises(HydraException) as slow:
+            m.loader.load_sweep_config(master_config=m.config, sweep_overrides=job)
+        assert str(fast.value) == str(slow.value)
+
+
+def test_sweep_configs_with_the_sweepers_own_hydra_overrides_equal_hydras(multirun: Any) -> None:
+    m = multirun("hydra/launcher=stacked", "seed=range(3)", "lr=0.1,0.2")
+    composer = SweepComposer(m.loader, m.config)
+    for i, job in enumerate(m.jobs):  # as ablate's sweeper passes them: directory, env and subdir per job
+        own = ["hydra.sweep.dir='/tmp/s'", "hydra.job.env_set.ABLATE_MULTIRUN_ID=abc", f"hydra.sweep.subdir='{i}'"]
+        job = [*job, *own]
+        slow = m.loader.load_sweep_config(master_config=m.config, sweep_overrides=list(job))
+        assert OmegaConf.to_yaml(composer.compose(job)) == OmegaConf.to_yaml(slow), job
+    assert composer.compositions == 1

@@ -77,7 +77,7 @@ def grid_run_ids(
     once more with ``done == total`` at the end if it was called before (so that small grids stay silent).
     ``on_config(config)``, if given, sees every point's typed config (the sweeper collects the user's workloads).
     """
-    grid = _Grid(loader, master_config)
+    grid = Grid(loader, master_config)
     total = len(jobs)
     ids: list[str] = []
     last = clock()
@@ -93,7 +93,7 @@ def grid_run_ids(
     return ids
 
 
-class _Grid:
+class Grid:
     """The composed configs per group combination, and the parsed overrides, of one multirun."""
 
     def __init__(self, loader: Any, master_config: DictConfig) -> None:
@@ -105,14 +105,17 @@ class _Grid:
         self.parsed: dict[str, tuple[Any, bool]] = {}
         self.bases: dict[tuple[str, ...], tuple[DictConfig, dict[str, Any]]] = {}
         self.compositions = 0
+        self.can_split = hasattr(loader, "_parse_overrides_and_create_caching_repo")
+        """Whether group and value overrides can be told apart (Hydra's ``ConfigLoaderImpl``); else every point is
+        composed in full."""
         self._group_exists = self._group_check()
         self._is_group: dict[str, bool] = {}
 
     def _group_check(self) -> Callable[[str], bool]:
         """Hydra's own test for "is this override a config group" (the repository behind its defaults list)."""
-        make_repo = getattr(self.loader, "_parse_overrides_and_create_caching_repo", None)
-        if make_repo is None:  # not Hydra's ConfigLoaderImpl: compose every point in full (always correct)
+        if not self.can_split:  # not Hydra's ConfigLoaderImpl: compose every point in full (always correct)
             return lambda key: True
+        make_repo = self.loader._parse_overrides_and_create_caching_repo
         hydra_overrides = list(OmegaConf.to_container(self.master.hydra.overrides.hydra) or [])  # type: ignore[arg-type]
         _, repo = make_repo(self.master.hydra.job.config_name, hydra_overrides)
         return repo.group_exists  # type: ignore[no-any-return]
@@ -124,16 +127,18 @@ class _Grid:
             try:
                 override = self.parser.parse_overrides([line])[0]
             except Exception as err:  # HydraException (OverrideParseException): not a valid override
-                raise _CompositionFailed(err) from err
+                raise GridCompositionError(err) from err
             known = self.parsed[line] = (override, self.is_value_override(override))
         return known
 
-    def is_value_override(self, override: Any) -> bool:
-        """True where Hydra applies the override after composition (``config_overrides`` of its defaults list)."""
+    def is_value_override(self, override: Any, hydra_values: bool = False) -> bool:
+        """True where Hydra applies the override after composition (``config_overrides`` of its defaults list).
+        ``hydra.*`` value overrides count as group overrides (the run id ignores the ``hydra`` node) unless
+        ``hydra_values``."""
         key = override.key_or_group
-        if override.is_sweep_override() or override.package is not None or override.is_hydra_override():
+        if override.is_sweep_override() or override.package is not None:
             return False
-        if key == "hydra":
+        if (override.is_hydra_override() and not hydra_values) or key == "hydra":
             return False
         is_group = self._is_group.get(key)
         if is_group is None:
@@ -160,9 +165,9 @@ class _Grid:
             try:
                 base, cache = self.base(group_lines)
             except Exception as err:  # Hydra could not compose this point
-                raise _CompositionFailed(err) from err
+                raise GridCompositionError(err) from err
             return _apply_and_identify(base, cache, values, on_config)
-        except _CompositionFailed as failed:
+        except GridCompositionError as failed:
             raise GridConfigError(job, _first_lines(failed.error)) from None
         except ConfigError as err:
             raise GridConfigError(job, str(err)) from None
@@ -174,7 +179,9 @@ def _identify(config: Config, on_config: Callable[[Config], None] | None) -> str
     return run_id(config)
 
 
-class _CompositionFailed(Exception):
+class GridCompositionError(Exception):
+    """Hydra could not parse or compose a point; ``error``: Hydra's exception."""
+
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
@@ -192,13 +199,13 @@ def _apply_and_identify(
         try:
             ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
         except Exception as err:
-            raise _CompositionFailed(err) from err
+            raise GridCompositionError(err) from err
         return _identify(to_typed(cfg), on_config)
     try:
         try:
             ConfigLoaderImpl._apply_overrides_to_config(overrides, base)
         except Exception as err:
-            raise _CompositionFailed(err) from err
+            raise GridCompositionError(err) from err
         return _identify(to_typed(base), on_config)
     finally:
         for parent, key, node, raw in reversed(saved):  # put every touched leaf back, node and value

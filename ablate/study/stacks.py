@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ablate.checks import ConfigError
 from ablate.config import to_typed
 from ablate.run.stacked.compat import group_stacks, solo_reason
+from ablate.study.sweep_compose import SweepComposer
 
 DEFAULT_STACK_SIZE = 64
 
@@ -29,10 +30,12 @@ DEFAULT_STACK_SIZE = 64
 def sweep_configs(
     hydra_context: HydraContext, config: DictConfig, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
 ) -> list[DictConfig]:
-    """Each job's composed config, numbered as Hydra's basic launcher numbers them."""
+    """Each job's composed config, numbered as Hydra's basic launcher numbers them (``load_sweep_config``'s config,
+    composed once per combination of group overrides: ``ablate.study.sweep_compose``)."""
+    composer = SweepComposer(hydra_context.config_loader, config)
     configs = []
     for i, overrides in enumerate(job_overrides):
-        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        sweep_config = composer.compose(overrides)
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = initial_job_idx + i
             sweep_config.hydra.job.num = initial_job_idx + i
