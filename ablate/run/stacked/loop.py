@@ -253,8 +253,8 @@ def evaluate_stack(model: StackedModel, members: list[Parts]) -> list[dict[str, 
     flipped: list[torch.Tensor | None] = [None] * len(members)
     cued = [j for j, p in enumerate(members) if p.held_out.cue_flipped_x is not None]
     for j in cued:
-        x = members[j].held_out.cue_flipped_x
-        assert x is not None
-        flipped[j] = model.forward_member(j, x)
+        cue_flipped = members[j].held_out.cue_flipped_x
+        assert cue_flipped is not None
+        flipped[j] = model.forward_member(j, cue_flipped)
     model.train(True)
     return [held_out_metrics(output[j], flipped[j], p.held_out, p.objective) for j, p in enumerate(members)]
