@@ -170,6 +170,11 @@ def write_findings(docs: Path, studies: Path = STUDIES) -> Path:
         for path in sorted(SWEEPS.glob("*.yaml"))
     }
     lines += [f"## Wall times (measured when each study ran, recorded in `{wall_times.WALL_TIMES_PATH}`)", ""]
+    lines += [
+        "`python -m analysis.claims` runs each study with `hydra/launcher=stacked` (docs/stacking.md): runs that "
+        "share a model and data train as one batched model; runs with probes on train alone.",
+        "",
+    ]
     lines += ["| study | wall time |", "| --- | --- |"] + [f"| `{k}` | {v} |" for k, v in measured.items()] + [""]
     out = docs / "findings.md"
     out.write_text("\n".join(lines))
