@@ -56,20 +56,15 @@ class StackedModel:
         """Make the parameters leaf views into ``flat`` ``[M, P]`` (module docstring)."""
         self.flat = flat
         self.flat.grad = torch.zeros_like(flat)
-        shapes = [(flat.shape[0], *p.shape[1:]) for p in self.params]
-        views, offset = [], 0
-        for p, shape in zip(self.params, shapes, strict=True):
-            size = p[0].numel()
-            views.append(flat[:, offset : offset + size].view(shape).requires_grad_(p.requires_grad))
-            offset += size
-        self.params = views
+        views = self.split(flat)
+        self.params = [view.requires_grad_(p.requires_grad) for view, p in zip(views, self.params, strict=True)]
 
     def split(self, flat: Tensor) -> list[Tensor]:
         """``[M, P]`` tensor laid out as ``flat`` (a copy, a gradient) as one view per parameter, in order."""
         views, offset = [], 0
         for p in self.params:
             size = p[0].numel()
-            views.append(flat[:, offset : offset + size].view(p.shape))
+            views.append(flat[:, offset : offset + size].view(flat.shape[0], *p.shape[1:]))
             offset += size
         return views
 
